@@ -1,0 +1,79 @@
+# honeydue.infra — the interface. `make test` is what CI runs (.ci/run); `make lab` is the local lab.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.requirements.sha256
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PY_COLORS := 0
+export ANSIBLE_FORCE_COLOR := 0
+
+.PHONY: help test-clean venv docker image lint unit integration molecule test lab lab-down bench build clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# The virtualenv is rebuilt only when requirements-dev.txt changes (its hash is the stamp).
+venv: ## .venv with the pinned Python toolchain (reused when requirements-dev.txt is unchanged)
+	@want=$$(sha256sum requirements-dev.txt | cut -d' ' -f1); \
+	if [ -x $(BIN)/python ] && [ "$$(cat $(STAMP) 2>/dev/null)" = "$$want" ]; then \
+	  echo "venv: reusing $(VENV) (requirements unchanged)"; \
+	else \
+	  echo "venv: installing requirements-dev.txt into $(VENV)"; \
+	  $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip; \
+	  $(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt; \
+	  echo "$$want" > $(STAMP); \
+	fi
+
+docker: ## make `docker info` work (use a running engine, or install docker.io and start dockerd)
+	@scripts/ensure-docker.sh
+
+image: docker ## the lab node image (Debian 12, debootstrap + docker import), tagged by recipe hash
+	@lab/image/build.sh > /dev/null
+
+lint: venv ## ansible-lint (production profile) and yamllint
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+
+JUNIT := .cache/junit
+
+unit: venv ## unit tests (filters, module_utils, stand-in helpers)
+	$(BIN)/pytest tests/unit --junitxml=$(JUNIT)/unit.xml
+
+integration: venv ## integration tests: real ansible-playbook runs against the local stand-ins
+	$(BIN)/pytest tests/integration --junitxml=$(JUNIT)/integration.xml
+
+molecule: venv image ## every molecule scenario, one at a time
+	@set -e; for s in molecule/*/molecule.yml; do \
+	  s=$$(basename $$(dirname $$s)); echo "== molecule test -s $$s"; \
+	  $(BIN)/molecule test -s $$s; \
+	done
+
+test-clean:
+	@rm -rf $(JUNIT)
+
+test: test-clean lint unit integration molecule ## everything CI runs
+	@$(BIN)/python scripts/test-summary.py $(JUNIT)/unit.xml $(JUNIT)/integration.xml \
+	  $$(ls molecule/*/molecule.yml | sed -E 's#molecule/([^/]+)/molecule.yml#$(JUNIT)/molecule-\1.xml#')
+
+lab: venv image ## the local lab: three lab nodes, booted, and what was done
+	$(BIN)/ansible-playbook -i inventories/lab/hosts.yml playbooks/lab.yml
+
+lab-down: venv ## remove the lab nodes and their network
+	$(BIN)/ansible-playbook -i inventories/lab/hosts.yml playbooks/lab.yml -e lab_down=true
+
+bench: venv ## every benchmark under benchmarks/ (prints BENCH lines with ratios to their anchors)
+	@set -e; found=0; for b in benchmarks/bench_*.py; do \
+	  [ -e "$$b" ] || continue; found=1; echo "== $$b"; $(BIN)/python "$$b"; \
+	done; [ $$found = 1 ] || echo "bench: no benchmarks yet"
+
+build: venv ## the Galaxy tarball (without tests, lab and tooling)
+	$(BIN)/ansible-galaxy collection build --force --output-path .cache/dist
+
+clean: lab-down ## remove the lab, caches and the virtualenv
+	rm -rf $(VENV) .cache .pytest_cache .hypothesis

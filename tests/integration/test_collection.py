@@ -1,0 +1,71 @@
+"""The collection as an operator meets it: runnable from the checkout, and a clean Galaxy tarball."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def test_galaxy_tarball_ships_the_collection_without_tests_lab_or_tooling(tmp_path):
+    proc = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(REPO)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    tarball = tmp_path / "honeydue-infra-0.1.0.tar.gz"
+    with tarfile.open(tarball) as tar:
+        names = tar.getnames()
+    tops = {n.split("/")[0] for n in names}
+    assert {"MANIFEST.json", "FILES.json", "plugins", "meta", "README.md"} <= tops
+    assert "plugins/filter/image.py" in names and "meta/runtime.yml" in names
+    leaked = tops & {"tests", "lab", "molecule", "collections", ".venv", ".ci", "benchmarks", "scripts", ".cache"}
+    assert not leaked, f"tarball ships {sorted(leaked)}"
+    assert not [n for n in names if "__pycache__" in n]
+
+
+def test_site_yml_runs_from_the_checkout_with_the_repo_collection(playbook):
+    """`ansible-playbook site.yml` from a clean clone resolves honeydue.infra.* from the checkout."""
+    run = playbook(str(REPO / "site.yml"))
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.stats["localhost"]["failures"] == 0
+
+
+def test_the_checkout_is_the_collection_ansible_sees():
+    proc = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "list", "honeydue.infra", "--format", "yaml"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120,
+                          env={"PATH": f"{BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                               "HOME": str(Path.home())})
+    assert proc.returncode == 0, proc.stderr
+    found = yaml.safe_load(proc.stdout)
+    assert list(found) == [str(REPO / "collections" / "ansible_collections")], found
+
+
+def test_ansible_cfg_sets_pipelining_and_forks():
+    proc = subprocess.run([str(BIN / "ansible-config"), "dump", "--only-changed", "--format", "yaml"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120,
+                          env={"PATH": f"{BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                               "HOME": str(Path.home())})
+    assert proc.returncode == 0, proc.stderr
+    settings = {item["name"]: item["value"] for item in yaml.safe_load(proc.stdout) if "name" in item}
+    assert settings["DEFAULT_FORKS"] >= 10
+    assert settings["ANSIBLE_PIPELINING"] is True
+
+
+def test_filters_work_in_a_play_by_fqcn(playbook):
+    run = playbook([{
+        "name": "filters", "hosts": "localhost", "gather_facts": False,
+        "tasks": [
+            {"name": "image", "ansible.builtin.set_fact": {
+                "ref": "{{ 'honeydue/api' | honeydue.infra.image_ref('git.honeydue.example', '3f2c1ab9e0d4') }}"}},
+            {"name": "bad sha", "ansible.builtin.set_fact": {
+                "bad": "{{ 'honeydue/api' | honeydue.infra.image_ref('git.honeydue.example', 'HEAD') }}"},
+             "ignore_errors": True},
+        ],
+    }])
+    assert run.task_results("image")["ansible_facts"]["ref"] == "git.honeydue.example/honeydue/api:3f2c1ab"
+    bad = run.task_results("bad sha")
+    assert bad["failed"] and "not a git SHA" in bad["msg"]
