@@ -10,7 +10,7 @@ SRC
 for unit in getty@tty1.service console-getty.service serial-getty@.service \
             systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service \
             systemd-remount-fs.service sys-kernel-config.mount sys-kernel-debug.mount \
-            systemd-firstboot.service systemd-timesyncd.service; do
+            systemd-firstboot.service; do
   ln -sf /dev/null "/etc/systemd/system/$unit"
 done
 systemctl enable ssh.service >/dev/null 2>&1 || true

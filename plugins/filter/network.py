@@ -41,22 +41,39 @@ def cidr_normalize(value, version=None, strict=True):
     return [str(n) for n in sorted(kept, key=lambda n: (n.version, n.network_address, n.prefixlen))]
 
 
+def _as_ip(value):
+    try:
+        return ipaddress.ip_address(to_text(value).strip())
+    except ValueError:
+        return None
+
+
 def _host_address(name, hostvars, var):
+    """A host's address: its ``var``, else ``ansible_host`` if that is an IP, else its default IPv4 fact."""
     host = hostvars.get(name)
     if host is None:
         raise AnsibleFilterError(f"peer_addresses: {name!r} is not in the inventory")
-    raw = host.get(var) or host.get("ansible_host") or name
-    try:
-        return ipaddress.ip_address(to_text(raw).strip())
-    except ValueError:
-        raise AnsibleFilterError(
-            f"peer_addresses: {name}'s {var} is {raw!r}, not an IP address; firewall rules need addresses") from None
+    if host.get(var):
+        addr = _as_ip(host[var])
+        if addr is None:
+            raise AnsibleFilterError(f"peer_addresses: {name}'s {var} is {host[var]!r}, not an IP address")
+        return addr
+    facts = host.get("ansible_facts") or {}
+    fact = (facts.get("default_ipv4") or host.get("ansible_default_ipv4") or {}).get("address")
+    for candidate in (host.get("ansible_host"), fact):
+        addr = _as_ip(candidate) if candidate else None
+        if addr is not None:
+            return addr
+    raise AnsibleFilterError(
+        f"peer_addresses: no IP address for {name}: set {var}, use an IP as ansible_host, "
+        "or gather its facts; firewall rules need addresses")
 
 
 def peer_addresses(hosts, hostvars, self_host=None, var="honeydue_node_ip"):
     """Addresses of the other hosts in ``hosts`` (for "only from the cluster's nodes" rules).
 
-    Each host's address is its ``var`` (default ``honeydue_node_ip``), else ``ansible_host``.
+    Each host's address is its ``var`` (default ``honeydue_node_ip``), else ``ansible_host`` when
+    that is an IP address, else its ``default_ipv4`` fact.
     The result is sorted and de-duplicated, and excludes ``self_host`` (pass
     ``inventory_hostname``) and any peer that shares ``self_host``'s address.
     """

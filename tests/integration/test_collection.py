@@ -1,6 +1,7 @@
 """The collection as an operator meets it: runnable from the checkout, and a clean Galaxy tarball."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tarfile
@@ -69,3 +70,31 @@ def test_filters_work_in_a_play_by_fqcn(playbook):
     assert run.task_results("image")["ansible_facts"]["ref"] == "git.honeydue.example/honeydue/api:3f2c1ab"
     bad = run.task_results("bad sha")
     assert bad["failed"] and "not a git SHA" in bad["msg"]
+
+
+PLUGINS = [
+    ("module", "honeydue.infra.ufw_rules"),
+    ("lookup", "honeydue.infra.cloudflare_ip_ranges"),
+    ("filter", "honeydue.infra.image_ref"),
+    ("filter", "honeydue.infra.cidr_normalize"),
+    ("filter", "honeydue.infra.peer_addresses"),
+]
+
+
+def test_every_plugin_is_listed_here():
+    """A plugin added without docs coverage below fails this, so the list cannot go stale."""
+    on_disk = {("module", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "modules").glob("*.py")}
+    on_disk |= {("lookup", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "lookup").glob("*.py")}
+    on_disk |= {("filter", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "filter").glob("*.yml")}
+    assert on_disk == set(PLUGINS)
+
+
+def test_every_plugin_documents_itself():
+    """ansible-doc parses every plugin's documentation (a YAML slip breaks the plugin at run time)."""
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "HOME": str(Path.home())}
+    for kind, name in PLUGINS:
+        proc = subprocess.run([str(BIN / "ansible-doc"), "-t", kind, "--json", name],
+                              capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+        assert proc.returncode == 0, f"{kind} {name}: {proc.stderr}"
+        doc = json.loads(proc.stdout)[name]["doc"]
+        assert doc.get("short_description") and doc.get("description"), name

@@ -73,8 +73,18 @@ class TestPeerAddresses:
     def test_without_self_lists_every_node(self):
         assert peer_addresses(["node3", "node1"], self.HOSTVARS) == ["198.51.100.11", "198.51.100.13"]
 
-    def test_hostname_instead_of_address_fails(self):
+    def test_hostname_without_facts_fails(self):
         hostvars = {"a": {"ansible_host": "a.example"}, "b": {"ansible_host": "198.51.100.2"}}
+        with pytest.raises(AnsibleFilterError, match="no IP address for a"):
+            peer_addresses(["a", "b"], hostvars, "b")
+
+    def test_hostname_falls_back_to_the_default_ipv4_fact(self):
+        hostvars = {"a": {"ansible_host": "a", "ansible_facts": {"default_ipv4": {"address": "172.20.0.2"}}},
+                    "b": {"ansible_host": "198.51.100.2"}}
+        assert peer_addresses(["a", "b"], hostvars, "b") == ["172.20.0.2"]
+
+    def test_node_ip_that_is_not_an_address_fails(self):
+        hostvars = {"a": {"honeydue_node_ip": "node-a"}, "b": {"ansible_host": "198.51.100.2"}}
         with pytest.raises(AnsibleFilterError, match="not an IP address"):
             peer_addresses(["a", "b"], hostvars, "b")
 

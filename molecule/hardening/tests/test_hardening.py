@@ -1,0 +1,217 @@
+"""base_hardening proven with real traffic between lab containers.
+
+`outside` plays the internet. Listeners are started on node1 for every port in question, so
+"dropped" (a connect that times out) is told apart from "closed" (refused) and "open" (accepted).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+SCENARIO = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
+CLUSTER_TCP = [6443, 2379, 2380, 10250]
+LISTENER = r"""
+import socket, sys, threading
+def tcp(port):
+    s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); s.bind(("::", port)); s.listen(16)
+    while True:
+        c, _ = s.accept(); c.close()
+def udp(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
+    while True:
+        data, _ = s.recvfrom(512)
+        with open("/run/probe-udp.log", "ab") as fh: fh.write(data + b"\n")
+for p in (80, 443, 6443, 2379, 2380, 10250):
+    threading.Thread(target=tcp, args=(p,), daemon=True).start()
+udp(8472)
+"""
+
+
+def host(name):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+@pytest.fixture(scope="module")
+def node1():
+    h = host("node1")
+    h.run("systemctl stop probe-listener 2>/dev/null; rm -f /run/probe-udp.log")
+    h.check_output("cat > /run/probe_listener.py <<'PY'\n%s\nPY" % LISTENER)
+    h.check_output("systemd-run --unit=probe-listener /usr/bin/python3 /run/probe_listener.py")
+    for _ in range(50):
+        if h.socket("tcp://0.0.0.0:6443").is_listening or h.socket("tcp://:::6443").is_listening:
+            break
+        time.sleep(0.1)
+    yield h
+    h.run("systemctl stop probe-listener")
+
+
+def tcp_probe(client, target, port):
+    """'open' (connected), 'dropped' (no answer within 3 s) or 'refused'."""
+    rc = client.run(f"timeout 3 bash -c 'exec 3<>/dev/tcp/{target}/{port}'").rc
+    return {0: "open", 124: "dropped"}.get(rc, "refused")
+
+
+def udp_reaches(client, node, port, tag):
+    """Whether a datagram sent from ``client`` arrives at node1's listener."""
+    sent = client.run(f"bash -c 'echo {tag} > /dev/udp/node1/{port}'")
+    assert sent.rc == 0, sent.stderr  # the probe itself must have gone out
+    time.sleep(1)
+    return tag in node.run("cat /run/probe-udp.log 2>/dev/null").stdout
+
+
+def converge(*extra):
+    """Re-run the scenario's converge play as an operator would, with extra vars.
+
+    Returns (return code, json callback document).
+    """
+    cmd = ["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO, "converge.yml"), *extra]
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORCE_COLOR="0")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    try:
+        doc = json.loads(proc.stdout)
+    except ValueError:
+        doc = {"raw": proc.stdout + proc.stderr}
+    return proc.returncode, doc
+
+
+def failure_messages(doc):
+    return [str(result.get("msg", "")) for play in doc.get("plays", []) for task in play["tasks"]
+            for result in task["hosts"].values() if result.get("failed")]
+
+
+@pytest.fixture
+def no_bans(node1):
+    """SSH tests start with no fail2ban ban (failed logins of earlier tests count towards one)."""
+    node1.check_output("fail2ban-client unban --all")
+    yield
+    node1.check_output("fail2ban-client unban --all")
+
+
+# -- from the internet ---------------------------------------------------------------------------
+def test_outside_reaches_ssh(node1, no_bans):
+    assert tcp_probe(host("outside"), "node1", 22) == "open"
+
+
+@pytest.mark.parametrize("port", CLUSTER_TCP)
+def test_outside_cannot_reach_cluster_ports(node1, port):
+    assert tcp_probe(host("outside"), "node1", port) == "dropped"
+
+
+def test_outside_cannot_reach_flannel_vxlan(node1):
+    assert not udp_reaches(host("outside"), node1, 8472, "from-outside")
+
+
+@pytest.mark.parametrize("port", [80, 443])
+def test_outside_cannot_reach_the_origin_directly(node1, port):
+    assert tcp_probe(host("outside"), "node1", port) == "dropped"
+
+
+def test_origin_opens_to_an_address_in_the_cloudflare_list_and_closes_again(node1):
+    outside_ip = host("outside").interface("eth0").addresses[0]
+    rc, doc = converge("-e", json.dumps({"lab_extra_origins": [outside_ip]}), "--limit", "k3s_servers")
+    assert rc == 0, failure_messages(doc) or doc
+    try:
+        assert tcp_probe(host("outside"), "node1", 80) == "open"
+        assert tcp_probe(host("outside"), "node1", 443) == "open"
+    finally:
+        rc, doc = converge("--limit", "k3s_servers")
+        assert rc == 0, failure_messages(doc) or doc
+    # The address left the list, so its rule is gone (rules converge, they do not accumulate).
+    assert tcp_probe(host("outside"), "node1", 80) == "dropped"
+    assert outside_ip not in node1.check_output("ufw show added")
+
+
+# -- between nodes -------------------------------------------------------------------------------
+@pytest.mark.parametrize("port", CLUSTER_TCP)
+def test_node2_reaches_cluster_ports_on_node1(node1, port):
+    assert tcp_probe(host("node2"), "node1", port) == "open"
+
+
+def test_node2_reaches_flannel_vxlan_on_node1(node1):
+    assert udp_reaches(host("node2"), node1, 8472, "from-node2")
+
+
+# -- SSH -----------------------------------------------------------------------------------------
+SSH = "ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5"
+
+
+def test_key_login_as_deploy_works_and_sudo_is_passwordless(no_bans):
+    out = host("outside").run(f"{SSH} deploy@node1 sudo -n id -u")
+    assert out.rc == 0 and out.stdout.strip() == "0", out.stderr
+
+
+def test_root_login_is_refused_even_with_an_authorized_key(no_bans):
+    out = host("outside").run(f"{SSH} root@node1 true")
+    assert out.rc == 255 and "Permission denied" in out.stderr
+
+
+def test_password_logins_are_not_offered(no_bans):
+    out = host("outside").run(
+        f"{SSH} -o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive deploy@node1 true")
+    assert out.rc == 255 and "Permission denied (publickey)" in out.stderr
+
+
+# -- the node itself -----------------------------------------------------------------------------
+def test_network_sysctls_are_live(node1):
+    assert node1.sysctl("net.ipv4.ip_unprivileged_port_start") == 0
+    assert node1.sysctl("net.ipv4.ip_forward") == 1
+    assert node1.sysctl("net.ipv4.tcp_syncookies") == 1
+    # What the key is for: an unprivileged process binds :80, as Traefik does on the host network.
+    bind = node1.run("setpriv --reuid=nobody --regid=nogroup --clear-groups python3 -c "
+                     "'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 81)); print(\"bound\")'")
+    assert bind.stdout.strip() == "bound", bind.stderr
+
+
+def test_kernel_wide_sysctls_are_written_not_loaded_in_the_lab(node1):
+    conf = node1.file("/etc/sysctl.d/60-honeydue-kernel.conf")
+    assert conf.contains("^vm.overcommit_memory=1$") and conf.contains("^kernel.panic_on_oops=1$")
+
+
+def test_fail2ban_bans_an_address_after_repeated_failed_logins(node1, no_bans):
+    outside = host("outside")
+    assert tcp_probe(outside, "node1", 22) == "open"
+    for _ in range(6):  # base_hardening_fail2ban_maxretry is 5
+        outside.run(f"{SSH} root@node1 true")
+    time.sleep(2)
+    banned = node1.check_output("fail2ban-client get sshd banned")
+    assert outside.interface("eth0").addresses[0] in banned
+    assert tcp_probe(outside, "node1", 22) == "refused"
+    # Cluster peers are on the ignore list: node2 is never locked out of node1.
+    assert host("node2").interface("eth0").addresses[0] in node1.check_output("fail2ban-client get sshd ignoreip")
+
+
+def test_unattended_upgrades_never_reboot(node1):
+    dump = node1.check_output("apt-config dump Unattended-Upgrade::Automatic-Reboot")
+    assert 'Unattended-Upgrade::Automatic-Reboot "false";' in dump
+    assert node1.service("apt-daily-upgrade.timer").is_enabled
+
+
+def test_time_sync_is_enabled(node1):
+    assert node1.service("systemd-timesyncd").is_enabled
+
+
+def test_ufw_is_on_with_default_deny(node1):
+    status = node1.check_output("ufw status verbose")
+    assert "Status: active" in status and "deny (incoming)" in status
+
+
+# -- bad input -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("extra,message", [
+    ({"base_hardening_admin_cidrs": ["10.0.0.1/8"]}, "10.0.0.1/8"),
+    ({"base_hardening_ssh_port": "twenty-two"}, "base_hardening_ssh_port"),
+    ({"base_hardening_authorized_keys": []}, "base_hardening_authorized_keys must list"),
+])
+def test_bad_input_fails_before_any_change(node1, extra, message):
+    before = node1.check_output("ufw show added; md5sum /etc/ssh/sshd_config.d/* /etc/sudoers.d/*")
+    rc, doc = converge("-e", json.dumps(extra), "--limit", "node1")
+    assert rc != 0
+    assert any(message in m for m in failure_messages(doc)), failure_messages(doc) or doc
+    assert doc["stats"]["node1"]["changed"] == 0
+    assert node1.check_output("ufw show added; md5sum /etc/ssh/sshd_config.d/* /etc/sudoers.d/*") == before
