@@ -54,10 +54,31 @@ class Operation:
         return self.spec.get("operationId", f"{self.method} {self.template}")
 
 
+def nullable_allof(node: Any) -> Any:
+    """Rewrite ``{"allOf": [X], "nullable": true}`` so that null is accepted, as the vendor means it.
+
+    Vendor contracts mark nullable object fields this way (Hetzner: ``action.error``,
+    ``server.iso``, ``image.created_from`` ...; their descriptions say "otherwise null", and the
+    API does send null). OpenAPI 3.0.3 only honours ``nullable`` next to a ``type``, so a strict
+    validator would refuse null there. The rewrite is ``anyOf: [the original, exactly null]``;
+    nothing else is relaxed.
+    """
+    if isinstance(node, list):
+        return [nullable_allof(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: nullable_allof(v) for k, v in node.items()}
+    if out.get("nullable") is True and "type" not in out and "allOf" in out:
+        del out["nullable"]
+        return {"anyOf": [out, {"type": "object", "nullable": True, "enum": [None]}]}
+    return out
+
+
 class Contract:
     """One OpenAPI document, served under ``base_path`` (``/v1``, ``/client/v4``)."""
 
     def __init__(self, spec: dict[str, Any], base_path: str = "") -> None:
+        spec = nullable_allof(spec)  # a rewritten copy; the cached document stays as loaded
         self.spec = spec
         self.base_path = base_path.rstrip("/")
         self._components = spec.get("components", {})

@@ -1,0 +1,543 @@
+"""Cloudflare API v4 stand-in: zones and DNS records on loopback, checked against the vendor contract.
+
+``python -m lab.standins.cloudflare --port P --token T`` serves ``http://127.0.0.1:P/client/v4``.
+
+* Contract: ``shared/specs/cloudflare/dns-zones.openapi.json`` (requests and answers), the envelope of
+  ``common.yaml`` (every answer), ``dns_records_batch.md`` (the batch endpoint, checked by hand).
+* Every request is checked (query parameters, JSON body) and refused with a 400 envelope when the
+  vendor would refuse it; every answer is checked and departures land in ``contract_violations``.
+* Known errata of the vendored schema (2024-08) are applied explicitly in :func:`contract_spec`,
+  each with the evidence that the real service behaves differently; nothing else is relaxed.
+
+Vendor answers used here (verbatim answers of api.cloudflare.com quoted in public issues):
+
+* no credentials: 400 ``9106 Missing X-Auth-Key, X-Auth-Email or Authorization headers``
+  (cloudflare/cloudflare-python#2678: ``BadRequestError: Error code: 400``);
+* malformed ``Authorization``: 400 ``6003 Invalid request headers`` with ``error_chain``
+  ``6111 Invalid format for Authorization header`` (Ultimate-Multisite/ultimate-multisite#73);
+* a well-formed but unknown token: 403 ``9109 Invalid access token`` (jeessy2/ddns-go#1341 shows
+  9109 with HTTP 403; certbot-dns-cloudflare and others quote ``9109 Invalid access token``);
+* rate limit: 429 with ``retry-after`` and ``971 Please wait and consider throttling your request
+  speed`` (cloudflare/workers-sdk#10025; the 429 + retry-after rule: dns_records_batch.md);
+* unknown record: ``81044 Record does not exist.`` (zanjie1999/cloudflare-api-v4-ddns#5);
+* DNS validation codes: see :mod:`lab.standins._cfdns`.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import secrets
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any, Callable
+
+from openapi_schema_validator import OAS30Validator
+
+from lab.standins import _cfdns as dns
+from lab.standins._openapi import Contract, Operation, load_spec
+from lab.standins._server import Request, Response, StandIn
+
+API = "/client/v4"
+SPEC = "cloudflare/dns-zones.openapi.json"
+DEFAULT_ZONE = "honeydue.example"
+FREE_PLAN_BATCH_LIMIT = 200  # dns_records_batch.md: 200 on Free, 3,500 on paid plans
+RATE_LIMIT_CODE = 971
+SERVER_ASSIGNED = ("id", "proxiable", "created_on", "modified_on")
+BATCH_KEYS = ("deletes", "patches", "puts", "posts")
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_BEARER = re.compile(r"^Bearer ([A-Za-z0-9._~+/=-]+)$")
+
+Body = dict[str, Any]
+
+
+# -- the contract, with its documented errata -------------------------------------------------------
+def contract_spec() -> dict[str, Any]:
+    """The vendored OpenAPI document with the errata the real API contradicts, and nothing more.
+
+    1. ``dns-records_dns-record`` is used for requests and answers alike and lists ``id``,
+       ``proxiable``, ``created_on``, ``modified_on`` as required. They are server-assigned
+       (three are ``readOnly``; OpenAPI 3.0.3 says required readOnly properties apply to responses
+       only) and no client sends them on create. Requests use a copy without them
+       (``dns-records_dns-record-request``); answers keep the original.
+    2. ``PATCH .../dns_records/{id}`` takes a partial record (that is what PATCH means, and what the
+       API reference describes); the body is checked against the record's properties, and the
+       merged record against the request schema (:meth:`CloudflareStandIn._patch`).
+    3. ``comment`` is ``nullable``: the real API answers ``"comment": null`` for a record without a
+       comment and accepts ``"comment": null`` to clear it (community.general.cloudflare_dns sends
+       it on every create and reads ``record['comment']`` back).
+    4. ``DELETE`` has no body: the vendored document marks an empty ``requestBody`` as required,
+       yet every client (including community.general.cloudflare_dns) deletes without one.
+    """
+    spec = copy.deepcopy(load_spec(SPEC))
+    schemas = spec["components"]["schemas"]
+    schemas["dns-records_comment"]["nullable"] = True
+    request = copy.deepcopy(schemas["dns-records_dns-record"])
+    request["required"] = [r for r in request["required"] if r not in SERVER_ASSIGNED]
+    schemas["dns-records_dns-record-request"] = request
+    schemas["dns-records_dns-record-patch"] = {"type": "object", "properties": {
+        "type": {"$ref": "#/components/schemas/dns-records_type"},
+        "name": {"$ref": "#/components/schemas/dns-records_name"},
+        "content": {"$ref": "#/components/schemas/dns-records_content"},
+        "proxied": {"$ref": "#/components/schemas/dns-records_proxied"},
+        "ttl": {"$ref": "#/components/schemas/dns-records_ttl"},
+        "comment": {"$ref": "#/components/schemas/dns-records_comment"},
+        "tags": {"$ref": "#/components/schemas/dns-records_tags"},
+    }}
+    records = spec["paths"]["/zones/{zone_id}/dns_records"]
+    one = spec["paths"]["/zones/{zone_id}/dns_records/{dns_record_id}"]
+    for op, name in ((records["post"], "request"), (one["put"], "request"), (one["patch"], "patch")):
+        op["requestBody"]["content"]["application/json"]["schema"] = {
+            "$ref": f"#/components/schemas/dns-records_dns-record-{name}"}
+    one["delete"]["requestBody"]["required"] = False
+    return spec
+
+
+class Envelope:
+    """Checks answers against the ``common.yaml`` envelope (success, collection, failure)."""
+
+    def __init__(self) -> None:
+        components = copy.deepcopy(load_spec("cloudflare/common.yaml")["components"])
+        # Erratum: ``messages[].code`` has ``minimum: 1000``, yet the API's own rate-limit answer is
+        # code 971 ("Please wait and consider throttling your request speed", cloudflare/workers-sdk
+        # #10025). Exactly that one code below 1000 is admitted; any other still fails.
+        code = components["schemas"]["messages"]["items"]["properties"]["code"]
+        code.pop("minimum")
+        code["anyOf"] = [{"minimum": 1000}, {"enum": [RATE_LIMIT_CODE]}]
+        self._validators = {
+            name: OAS30Validator({"components": components,
+                                  "allOf": [{"$ref": f"#/components/schemas/{name}"}]})
+            for name in ("api-response-single", "api-response-collection", "api-response-common-failure")}
+
+    def problems(self, status: int, body: Any) -> list[str]:
+        """Where ``body`` departs from the envelope its status calls for."""
+        if not isinstance(body, dict):
+            return [f"status {status}: body is not a JSON object"]
+        if status >= 400 or body.get("success") is False:
+            name = "api-response-common-failure"
+        elif "result_info" in body or isinstance(body.get("result"), list):
+            name = "api-response-collection"
+        else:
+            name = "api-response-single"
+        out = [f"{name}: {e.message[:200]}" for e in self._validators[name].iter_errors(body)]
+        if name.endswith("failure") and not body.get("errors"):
+            out.append("failure without errors")
+        if (status >= 400) != (body.get("success") is False):
+            out.append(f"status {status} with success={body.get('success')!r}")
+        if name == "api-response-collection":
+            info = body.get("result_info") or {}
+            missing = {"page", "per_page", "count", "total_count", "total_pages"} - set(info)
+            if missing:
+                out.append(f"result_info lacks {sorted(missing)}")
+        return out
+
+
+@lru_cache(maxsize=1)
+def _contract() -> Contract:
+    """One patched contract per process (read-only once built; its validator cache is shared)."""
+    return Contract(contract_spec(), API)
+
+
+@lru_cache(maxsize=1)
+def _envelope() -> Envelope:
+    return Envelope()
+
+
+# -- envelopes ------------------------------------------------------------------------------------
+def ok(result: Any, result_info: dict[str, int] | None = None) -> Response:
+    body: Body = {"result": result, "success": True, "errors": [], "messages": []}
+    if result_info is not None:
+        body["result_info"] = result_info
+    return Response(200, body)
+
+
+def fail(status: int, *errors: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"result": None, "success": False, "errors": list(errors), "messages": []},
+                    headers or {})
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _new_id() -> str:
+    return secrets.token_hex(16)
+
+
+class CloudflareStandIn(StandIn):
+    """Cloudflare API v4 stand-in (zones, DNS records, batch) on 127.0.0.1."""
+
+    name = "cloudflare"
+
+    def __init__(self, token: str = "test-token", port: int = 0, zones: list[str] | None = None,
+                 batch_limit: int = FREE_PLAN_BATCH_LIMIT, retry_after: int = 1) -> None:
+        self._seed = list(zones) if zones is not None else [DEFAULT_ZONE]
+        self.batch_limit = batch_limit
+        self.retry_after = retry_after
+        self.contract = _contract()
+        self.envelope = _envelope()
+        self.zones: dict[str, Body] = {}
+        self.records: dict[str, dict[str, Body]] = {}
+        self._account = {"id": _new_id(), "name": "Honeydue Lab"}
+        super().__init__(token=token, port=port)
+
+    # -- state -----------------------------------------------------------------------------------
+    def _initial_state(self) -> None:
+        self.zones = {}
+        self.records = {}
+        for name in self._seed:
+            self.add_zone(name)
+
+    def add_zone(self, name: str) -> Body:
+        """Register an active zone (``POST /_standin/zones {"name": ...}`` from outside)."""
+        stamp = _now()
+        zone = {
+            "id": _new_id(), "name": name.lower().rstrip("."), "status": "active", "paused": False,
+            "type": "full", "development_mode": 0,
+            "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"],
+            "original_name_servers": None, "original_registrar": None, "original_dnshost": None,
+            "created_on": stamp, "modified_on": stamp, "activated_on": stamp,
+            "owner": {"id": self._account["id"], "type": "organization", "name": self._account["name"]},
+            "account": dict(self._account), "meta": {"step": 2, "phishing_detected": False},
+            "permissions": ["#dns_records:edit", "#dns_records:read", "#zone:read"],
+            "plan": {"id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website",
+                     "legacy_id": "free", "is_subscribed": True, "can_subscribe": False},
+        }
+        self.zones[zone["id"]] = zone
+        self.records[zone["id"]] = {}
+        return zone
+
+    def zone_by_name(self, name: str) -> Body:
+        return next(z for z in self.zones.values() if z["name"] == name)
+
+    def control(self, req: Request, what: str) -> Response:
+        """``POST /_standin/zones {"name": ...}`` adds a zone; ``GET /_standin/zones`` lists them."""
+        if what == "zones" and req.method == "POST":
+            name = (req.body or {}).get("name")
+            if not isinstance(name, str) or not name:
+                return Response(400, {"error": "body must be {\"name\": \"<zone>\"}"})
+            with self._lock:
+                return Response(201, self.add_zone(name))
+        if what == "zones" and req.method == "GET":
+            with self._lock:
+                return Response(200, list(self.zones.values()))
+        return super().control(req, what)
+
+    # -- vendor answers --------------------------------------------------------------------------
+    def auth_failure(self, req: Request) -> Response | None:
+        """Bearer token (``api_token``) or ``X-Auth-Email`` + ``X-Auth-Key`` (both in the spec)."""
+        auth = req.headers.get("authorization")
+        key, email = req.headers.get("x-auth-key"), req.headers.get("x-auth-email")
+        if auth is None and key is None:
+            resp = fail(400, dns.error(9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers"))
+        elif auth is not None:
+            m = _BEARER.match(auth)
+            if m is None:
+                resp = fail(400, dns.error(6003, "Invalid request headers", chain=[
+                    {"code": 6111, "message": "Invalid format for Authorization header"}]))
+            elif secrets.compare_digest(m.group(1), self.token):
+                return None
+            else:
+                resp = fail(403, dns.error(9109, "Invalid access token"))
+        elif not email or "@" not in email:
+            resp = fail(400, dns.error(6003, "Invalid request headers", chain=[
+                {"code": 6102, "message": "Invalid format for X-Auth-Email header"}]))
+        elif secrets.compare_digest(key or "", self.token):
+            return None
+        else:
+            resp = fail(403, dns.error(9103, "Unknown X-Auth-Key or X-Auth-Email"))
+        self._check_envelope(req, resp)
+        return resp
+
+    def fault_response(self, kind: str) -> Response:
+        """Canned vendor answers. Only ``rate_limit`` is verbatim vendor text; see the report."""
+        if kind == "rate_limit":
+            resp = fail(429, dns.error(RATE_LIMIT_CODE, "Please wait and consider throttling your request speed"),
+                        headers={"retry-after": str(self.retry_after)})
+        elif kind == "server_error":
+            resp = fail(500, dns.error(1000, "Internal Server Error"))  # code: stand-in's choice
+        elif kind == "conflict":
+            # 81057 is the vendor's older duplicate-record answer (NewFuture/DDNS#21), HTTP 400.
+            resp = fail(400, dns.error(81057, "Record already exists."))
+        elif kind == "locked":
+            resp = fail(400, dns.dns_validation(9000, "DNS record is locked and cannot be modified."))
+        else:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        problems = self.envelope.problems(resp.status, resp.body)
+        if problems:
+            self.contract_violations.append(f"fault {kind}: {problems}")
+        return resp
+
+    # -- dispatch --------------------------------------------------------------------------------
+    def dispatch(self, req: Request) -> Response:
+        op, resp = self._route(req)
+        if op is not None:
+            for problem in self.contract.check_response(op, resp.status, resp.body):
+                self.contract_violations.append(f"{req.method} {req.path} -> {resp.status}: {problem}")
+        self._check_envelope(req, resp)
+        return resp
+
+    def _check_envelope(self, req: Request, resp: Response) -> None:
+        for problem in self.envelope.problems(resp.status, resp.body):
+            self.contract_violations.append(f"{req.method} {req.path} -> {resp.status}: envelope: {problem}")
+
+    def _route(self, req: Request) -> tuple[Operation | None, Response]:
+        parts = req.path[len(API):].strip("/").split("/") if req.path.startswith(API + "/") else []
+        if len(parts) == 4 and parts[0] == "zones" and parts[2:] == ["dns_records", "batch"] \
+                and req.method == "POST":
+            zone = self.zones.get(parts[1])
+            return None, self._batch(req, zone) if zone else self._bad_identifier(req)
+        op = self.contract.find(req.method, req.path)
+        if op is None:
+            if self.contract.path_known(req.path):
+                return None, fail(405, dns.error(7001, f"Method {req.method} not available for that URI."))
+            return None, fail(400, dns.error(7000, "No route for that URI"))
+        handler = self._handlers().get(op.operation_id)
+        if handler is None:
+            return op, fail(405, dns.error(7001, f"Method {req.method} not available for that URI."))
+        zone = None
+        if "zone_id" in op.params:
+            zone = self.zones.get(op.params["zone_id"])
+            if zone is None:
+                return op, self._bad_identifier(req)
+        if "dns_record_id" in op.params and not _ID.match(op.params["dns_record_id"]):
+            return op, self._bad_identifier(req)
+        refused = self._refuse(req, op)
+        if refused is not None:
+            return op, refused
+        return op, handler(req, op, zone)
+
+    def _handlers(self) -> dict[str, Callable[[Request, Operation, Body | None], Response]]:
+        return {
+            "zones-get": self._list_zones,
+            "zones-0-get": lambda req, op, zone: ok(zone),
+            "dns-records-for-a-zone-list-dns-records": self._list_records,
+            "dns-records-for-a-zone-create-dns-record": self._create,
+            "dns-records-for-a-zone-dns-record-details": self._get_record,
+            "dns-records-for-a-zone-patch-dns-record": self._patch,
+            "dns-records-for-a-zone-update-dns-record": self._put,
+            "dns-records-for-a-zone-delete-dns-record": self._delete,
+        }
+
+    @staticmethod
+    def _bad_identifier(req: Request) -> Response:
+        # Cloudflare's answer to an unknown or malformed identifier in the path (HTTP 400, 7003).
+        route = req.path[len(API):]
+        return fail(400, dns.error(7003, f"Could not route to {route}, perhaps your object identifier is invalid?"))
+
+    def _refuse(self, req: Request, op: Operation) -> Response | None:
+        """The 400 answer to a request the contract refuses (None when it is valid)."""
+        if req.raw_body and req.body is None:
+            return fail(400, dns.error(6007, "Malformed JSON in request body"))
+        problems = self.contract.check_request(op, req.query, req.body, req.raw_body, req.content_type)
+        if not problems:
+            return None
+        # Exact vendor codes for schema refusals vary by product; 1004 is the DNS API's umbrella code.
+        return fail(400, dns.error(1004, "DNS Validation Error",
+                                   chain=[{"code": 1004, "message": p} for p in problems]))
+
+    # -- zones -----------------------------------------------------------------------------------
+    def _list_zones(self, req: Request, op: Operation, zone: Body | None) -> Response:
+        match = req.q("match", "all")
+        tests: list[Callable[[Body], bool]] = []
+        if req.q("name") is not None:
+            tests.append(lambda z: dns.zone_name_matches(z["name"], req.q("name") or ""))
+        if req.q("status") is not None:
+            tests.append(lambda z: z["status"] == req.q("status"))
+        if req.q("account.id") is not None:
+            tests.append(lambda z: z["account"]["id"] == req.q("account.id"))
+        combine = any if match == "any" else all
+        found = [z for z in self.zones.values() if not tests or combine(t(z) for t in tests)]
+        order = req.q("order", "name") or "name"
+        found.sort(key=lambda z: str(z.get(order, z["name"])), reverse=req.q("direction") == "desc")
+        page, info = dns.paginate(found, int(float(req.q("page", "1") or 1)),
+                                  int(float(req.q("per_page", "20") or 20)))
+        return ok(page, info)
+
+    # -- records: reads --------------------------------------------------------------------------
+    def _list_records(self, req: Request, op: Operation, zone: Body | None) -> Response:
+        assert zone is not None
+        filters = {k: v for k in ("type", "name", "content", "proxied", "comment")
+                   if (v := req.q(k)) is not None}
+        found = [r for r in self.records[zone["id"]].values()
+                 if dns.record_matches(r, filters, req.q("match", "all") or "all")]
+        found = dns.sort_records(found, req.q("order", "type") or "type", req.q("direction", "asc") or "asc")
+        page, info = dns.paginate(found, int(float(req.q("page", "1") or 1)),
+                                  int(float(req.q("per_page", "100") or 100)))
+        return ok([copy.deepcopy(r) for r in page], info)
+
+    def _get_record(self, req: Request, op: Operation, zone: Body | None) -> Response:
+        record = self._find(zone, op)
+        return ok(copy.deepcopy(record)) if record else self._missing()
+
+    def _find(self, zone: Body | None, op: Operation) -> Body | None:
+        assert zone is not None
+        return self.records[zone["id"]].get(op.params["dns_record_id"])
+
+    @staticmethod
+    def _missing() -> Response:
+        return fail(404, dns.error(81044, "Record does not exist."))
+
+    # -- records: writes -------------------------------------------------------------------------
+    def _create(self, req: Request, op: Operation, zone: Body | None) -> Response:
+        assert zone is not None
+        return self._commit(zone, self._apply_post(zone, self.records[zone["id"]], req.body))
+
+    def _put(self, req: Request, op: Operation, zone: Body | None) -> Response:
+        assert zone is not None
+        return self._commit(zone, self._apply_put(zone, self.records[zone["id"]],
+                                                  op.params["dns_record_id"], req.body))
+
+    def _patch(self, req: Request, op: Operation, zone: Body | None) -> Response:
+        assert zone is not None
+        return self._commit(zone, self._apply_patch(zone, self.records[zone["id"]],
+                                                    op.params["dns_record_id"], req.body))
+
+    def _delete(self, req: Request, op: Operation, zone: Body | None) -> Response:
+        assert zone is not None
+        gone = self.records[zone["id"]].pop(op.params["dns_record_id"], None)
+        return ok({"id": gone["id"]}) if gone else self._missing()
+
+    @staticmethod
+    def _commit(zone: Body, outcome: tuple[Body | None, Response | None]) -> Response:
+        record, refusal = outcome
+        return refusal if refusal is not None else ok(copy.deepcopy(record))
+
+    # Each _apply_* works on the ``records`` mapping it is given (the zone's, or a batch's copy)
+    # and answers (record, None) after changing it, or (None, refusal) leaving it untouched.
+    def _apply_post(self, zone: Body, records: dict[str, Body], body: Any) -> tuple[Body | None, Response | None]:
+        built, refusal = self._build(zone, records, body, None)
+        if built is not None:
+            records[built["id"]] = built
+        return built, refusal
+
+    def _apply_put(self, zone: Body, records: dict[str, Body], rid: str,
+                   body: Any) -> tuple[Body | None, Response | None]:
+        current = records.get(rid)
+        if current is None:
+            return None, self._missing()
+        built, refusal = self._build(zone, records, body, current)
+        if built is not None:
+            records[rid] = built
+        return built, refusal
+
+    def _apply_patch(self, zone: Body, records: dict[str, Body], rid: str,
+                     body: Any) -> tuple[Body | None, Response | None]:
+        current = records.get(rid)
+        if current is None:
+            return None, self._missing()
+        fields = {k: current[k] for k in ("type", "name", "content", "proxied", "ttl", "comment", "tags")
+                  if k in current and not (k == "comment" and current[k] is None)}
+        fields.update({k: v for k, v in (body or {}).items() if k not in SERVER_ASSIGNED})
+        built, refusal = self._build(zone, records, fields, current)
+        if built is not None:
+            records[rid] = built
+        return built, refusal
+
+    def _build(self, zone: Body, records: dict[str, Body], body: Any,
+               current: Body | None) -> tuple[Body | None, Response | None]:
+        """A full record from a request body, checked like the vendor checks it."""
+        schema = {"$ref": "#/components/schemas/dns-records_dns-record-request"}
+        problems = self.contract.schema_errors("b:record", schema, body)
+        if problems:
+            return None, fail(400, dns.error(1004, "DNS Validation Error",
+                                             chain=[{"code": 1004, "message": p} for p in problems]))
+        record = self._make_record(zone, body, current)
+        errors = dns.record_errors(record)
+        conflict = dns.conflict_error(record, records.values())
+        first = errors[0] if errors else conflict
+        if first is not None:
+            return None, fail(400, first)
+        return record, None
+
+    def _make_record(self, zone: Body, body: Body, current: Body | None) -> Body:
+        stamp = _now()
+        rtype = body["type"]
+        record: Body = {
+            "id": current["id"] if current else _new_id(),
+            "zone_id": zone["id"], "zone_name": zone["name"],
+            "name": dns.normalise_name(body["name"], zone["name"]),
+            "type": rtype, "content": body.get("content", ""),
+            "proxiable": rtype in dns.PROXIABLE_TYPES,
+            "proxied": bool(body.get("proxied", False)),
+            "ttl": body.get("ttl", dns.TTL_AUTO), "locked": False, "settings": {},
+            "meta": {"auto_added": False, "managed_by_apps": False,
+                     "managed_by_argo_tunnel": False, "source": "primary"},
+            "comment": body.get("comment"), "tags": list(body.get("tags") or []),
+            "created_on": current["created_on"] if current else stamp, "modified_on": stamp,
+        }
+        for extra in ("priority", "data"):
+            if extra in body:
+                record[extra] = body[extra]
+        return record
+
+    # -- batch -----------------------------------------------------------------------------------
+    def _batch(self, req: Request, zone: Body) -> Response:
+        """``POST /zones/{id}/dns_records/batch``: deletes, patches, puts, posts; all or nothing."""
+        refusal = self._batch_refusal(req.raw_body, req.body)
+        if refusal is not None:
+            return refusal
+        work = copy.deepcopy(self.records[zone["id"]])
+        done: dict[str, list[Body]] = {key: [] for key in BATCH_KEYS}
+        for key in BATCH_KEYS:
+            for index, item in enumerate(req.body.get(key) or []):
+                record, failed = self._batch_op(zone, work, key, item)
+                if failed is not None:
+                    for err in failed.body["errors"]:
+                        err.setdefault("source", {"pointer": f"/{key}/{index}"})
+                    return failed
+                done[key].append(copy.deepcopy(record))
+        self.records[zone["id"]] = work
+        resp = ok(done)
+        self._check_batch_result(req, done)
+        return resp
+
+    def _batch_refusal(self, raw: bytes, body: Any) -> Response | None:
+        """The hand-written contract of dns_records_batch.md."""
+        if raw and body is None:
+            return fail(400, dns.error(6007, "Malformed JSON in request body"))
+        problems: list[str] = []
+        if not isinstance(body, dict):
+            problems.append("request body must be a JSON object")
+        else:
+            problems += [f"unknown key '{k}'" for k in body if k not in BATCH_KEYS]
+            for key in BATCH_KEYS:
+                items = body.get(key, [])
+                if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                    problems.append(f"{key}: must be a list of objects")
+                elif key != "posts" and not all(isinstance(i.get("id"), str) for i in items):
+                    problems.append(f"{key}: every item needs an 'id'")
+        if problems:
+            return fail(400, dns.error(1004, "DNS Validation Error",
+                                       chain=[{"code": 1004, "message": p} for p in problems]))
+        total = sum(len(body.get(key) or []) for key in BATCH_KEYS)
+        if total > self.batch_limit:
+            return fail(400, dns.error(1004, "DNS Validation Error", chain=[{"code": 1004, "message":
+                        f"batch of {total} records exceeds the plan's limit of {self.batch_limit}"}]))
+        return None
+
+    def _batch_op(self, zone: Body, work: dict[str, Body], key: str,
+                  item: Body) -> tuple[Body | None, Response | None]:
+        if key == "deletes":
+            gone = work.pop(item["id"], None)
+            return (gone, None) if gone else (None, self._missing())
+        if key == "patches":
+            return self._apply_patch(zone, work, item["id"], item)
+        if key == "puts":
+            body = {k: v for k, v in item.items() if k != "id"}
+            return self._apply_put(zone, work, item["id"], body)
+        return self._apply_post(zone, work, item)
+
+    def _check_batch_result(self, req: Request, done: dict[str, list[Body]]) -> None:
+        schema = {"$ref": "#/components/schemas/dns-records_dns-record"}
+        for key, records in done.items():
+            for index, record in enumerate(records):
+                for problem in self.contract.schema_errors("r:batch-record", schema, record):
+                    self.contract_violations.append(f"{req.method} {req.path}: /{key}/{index}: {problem}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    CloudflareStandIn.main(argv)
+
+
+if __name__ == "__main__":
+    main()
