@@ -2,80 +2,36 @@
 
 Label selectors: ``k=v``, ``k==v``, ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``, ``k`` (exists),
 ``!k`` (does not exist), joined by commas. Field selectors: ``path=v``, ``path==v``, ``path!=v``
-on dotted paths such as ``metadata.name``.
+on dotted paths such as ``metadata.name``. The label-selector grammar and matching are the shared
+ones of :mod:`lab.standins._labels`, with Kubernetes' key/value rules and error message.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Callable
+
+from ._labels import LabelSelectorError, Requirement, parse_term, selector_matches, split_terms
 
 
 class SelectorError(ValueError):
     """A selector the API server would refuse (400 BadRequest)."""
 
 
-@dataclass(frozen=True)
-class Requirement:
-    """One requirement of a selector: ``key <op> values``."""
-
-    key: str
-    op: str  # "=", "!=", "in", "notin", "exists", "!"
-    values: tuple[str, ...] = ()
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        present = self.key in labels
-        value = labels.get(self.key)
-        if self.op == "exists":
-            return present
-        if self.op == "!":
-            return not present
-        if self.op in ("=", "in"):
-            return present and value in self.values
-        return not present or value not in self.values  # "!=", "notin"
-
-
-_LABEL_KEY = r"(?:[a-z0-9A-Z.\-]+/)?[a-zA-Z0-9]([a-zA-Z0-9_.\-]*[a-zA-Z0-9])?"
-_SET_RE = re.compile(rf"^\s*({_LABEL_KEY})\s+(in|notin)\s+\(([^)]*)\)\s*$")
-_EQ_RE = re.compile(rf"^\s*({_LABEL_KEY})\s*(==|=|!=)\s*([A-Za-z0-9_.\-]*)\s*$")
-_EXISTS_RE = re.compile(rf"^\s*(!?)\s*({_LABEL_KEY})\s*$")
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas outside parentheses."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return [p for p in parts if p.strip()]
+_KEY_RE = re.compile(r"^(?:[a-z0-9A-Z.\-]+/)?[a-zA-Z0-9](?:[a-zA-Z0-9_.\-]*[a-zA-Z0-9])?$")
+_VALUE_RE = re.compile(r"^[A-Za-z0-9_.\-]*$")
 
 
 def _parse_requirement(text: str) -> Requirement:
-    match = _SET_RE.match(text)
-    if match:
-        values = tuple(v.strip() for v in match.group(4).split(",") if v.strip())
-        return Requirement(match.group(1), match.group(3), values)
-    match = _EQ_RE.match(text)
-    if match:
-        op = "=" if match.group(3) in ("=", "==") else "!="
-        return Requirement(match.group(1), op, (match.group(4),))
-    match = _EXISTS_RE.match(text)
-    if match:
-        return Requirement(match.group(2), "!" if match.group(1) else "exists")
-    raise SelectorError(f"unable to parse requirement: {text.strip()!r}")
+    try:
+        return parse_term(text.strip(), key_ok=lambda k: bool(_KEY_RE.match(k)),
+                          value_ok=lambda v: bool(_VALUE_RE.match(v)))
+    except LabelSelectorError:
+        raise SelectorError(f"unable to parse requirement: {text.strip()!r}") from None
 
 
 def parse_label_selector(text: str | None) -> list[Requirement]:
     """Parse a label selector string; an empty selector matches everything."""
-    return [_parse_requirement(p) for p in _split_top_level(text or "")]
+    return [_parse_requirement(p) for p in split_terms(text or "", strict=False) if p.strip()]
 
 
 def label_matcher(text: str | None) -> Callable[[dict[str, Any]], bool]:
@@ -83,8 +39,7 @@ def label_matcher(text: str | None) -> Callable[[dict[str, Any]], bool]:
     requirements = parse_label_selector(text)
 
     def matches(obj: dict[str, Any]) -> bool:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        return all(r.matches(labels) for r in requirements)
+        return selector_matches(requirements, (obj.get("metadata") or {}).get("labels") or {})
     return matches
 
 
@@ -94,7 +49,7 @@ def match_label_selector_object(selector: dict[str, Any] | None, labels: dict[st
     for key, value in (selector.get("matchLabels") or {}).items():
         if labels.get(key) != value:
             return False
-    ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
+    ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
     for expr in selector.get("matchExpressions") or []:
         req = Requirement(expr["key"], ops[expr["operator"]], tuple(expr.get("values") or ()))
         if not req.matches(labels):
@@ -114,7 +69,7 @@ def _lookup(obj: Any, dotted: str) -> str:
 def field_matcher(text: str | None, supported: set[str]) -> Callable[[dict[str, Any]], bool]:
     """A predicate for a field selector; fields outside ``supported`` raise :class:`SelectorError`."""
     checks: list[tuple[str, bool, str]] = []
-    for part in _split_top_level(text or ""):
+    for part in (p for p in split_terms(text or "", strict=False) if p.strip()):
         match = _FIELD_RE.match(part)
         if not match:
             raise SelectorError(f"invalid selector: '{text}'; can't understand '{part}'")

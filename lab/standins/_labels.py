@@ -1,7 +1,8 @@
 """Hetzner Cloud labels: validation of keys and values, and the label-selector grammar.
 
 Pure functions, no I/O, so they are unit tested on their own
-(``tests/unit/test_hcloud_label_selector.py``).
+(``tests/unit/test_hcloud_label_selector.py``). The Kubernetes stand-in (``_kube_select.py``) reuses
+the grammar (:func:`split_terms`, :func:`parse_term`, :class:`Requirement`) with its own key/value rules.
 
 Selector grammar (comma = AND; whitespace around tokens is ignored)::
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?"
 _PREFIX = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
@@ -77,41 +79,40 @@ def label_errors(labels: object) -> list[str]:
     return problems
 
 
-def _split_terms(selector: str) -> list[str]:
-    """Split at commas that are not inside parentheses."""
+def split_terms(selector: str, strict: bool = True) -> list[str]:
+    """Split at commas that are not inside parentheses (terms are not stripped).
+
+    ``strict`` raises :class:`LabelSelectorError` on unbalanced parentheses; otherwise they are left
+    in the terms for the term parser to refuse.
+    """
     terms, depth, current = [], 0, []
     for ch in selector:
         if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
-            if depth < 0:
+            if depth < 0 and strict:
                 raise LabelSelectorError("unbalanced ')'")
         if ch == "," and depth == 0:
             terms.append("".join(current))
             current = []
         else:
             current.append(ch)
-    if depth != 0:
+    if depth != 0 and strict:
         raise LabelSelectorError("unbalanced '('")
     terms.append("".join(current))
-    return [t.strip() for t in terms]
+    return terms
 
 
-def _check_key(key: str, term: str) -> str:
-    if not key_valid(key):
-        raise LabelSelectorError(f"invalid label key in '{term}'")
-    return key
+def parse_term(term: str, key_ok: Callable[[str], bool] = key_valid,
+               value_ok: Callable[[str], bool] = value_valid) -> Requirement:
+    """One (stripped) selector term -> :class:`Requirement`; keys and values are checked with
+    ``key_ok`` / ``value_ok`` (Hetzner's rules unless a caller brings its vendor's)."""
+    def checked(ok: Callable[[str], bool], text: str, what: str) -> str:
+        if not ok(text):
+            raise LabelSelectorError(f"invalid label {what} in '{term}'")
+        return text
 
-
-def _check_value(value: str, term: str) -> str:
-    if not value_valid(value):
-        raise LabelSelectorError(f"invalid label value in '{term}'")
-    return value
-
-
-def parse_term(term: str) -> Requirement:
-    """One selector term -> :class:`Requirement`."""
     if not term:
         raise LabelSelectorError("empty requirement")
     m = _SET_RE.match(term)
@@ -119,22 +120,23 @@ def parse_term(term: str) -> Requirement:
         values = tuple(v.strip() for v in m.group("values").split(","))
         if values == ("",):
             raise LabelSelectorError(f"empty value set in '{term}'")
-        key = _check_key(m.group("key"), term)
-        return Requirement(key, m.group("op"), tuple(_check_value(v, term) for v in values))
+        key = checked(key_ok, m.group("key"), "key")
+        return Requirement(key, m.group("op"), tuple(checked(value_ok, v, "value") for v in values))
     m = _BINARY_RE.match(term)
     if m:
         op = "!=" if m.group("op") == "!=" else "=="
-        return Requirement(_check_key(m.group("key"), term), op, (_check_value(m.group("value"), term),))
+        key = checked(key_ok, m.group("key"), "key")
+        return Requirement(key, op, (checked(value_ok, m.group("value"), "value"),))
     if term.startswith("!"):
-        return Requirement(_check_key(term[1:].strip(), term), "!exists")
-    return Requirement(_check_key(term, term), "exists")
+        return Requirement(checked(key_ok, term[1:].strip(), "key"), "!exists")
+    return Requirement(checked(key_ok, term, "key"), "exists")
 
 
 def parse_label_selector(selector: str) -> list[Requirement]:
     """Parse a selector into its AND-ed requirements; raises :class:`LabelSelectorError`."""
     if not selector.strip():
         raise LabelSelectorError("empty label selector")
-    return [parse_term(t) for t in _split_terms(selector)]
+    return [parse_term(t.strip()) for t in split_terms(selector)]
 
 
 def selector_matches(requirements: list[Requirement], labels: dict[str, str]) -> bool:
