@@ -14,6 +14,9 @@ for unit in getty@tty1.service console-getty.service serial-getty@.service \
   ln -sf /dev/null "/etc/systemd/system/$unit"
 done
 systemctl enable ssh.service >/dev/null 2>&1 || true
+# Preinstalled for base_hardening, but off as on a fresh server: the role configures and enables
+# it (Debian's stock sshd jail looks for /var/log/auth.log, which a journald-only node lacks).
+systemctl disable fail2ban.service >/dev/null 2>&1 || true
 # Host keys are generated at first boot (each node gets its own), machine-id likewise.
 rm -f /etc/ssh/ssh_host_*
 mkdir -p /etc/systemd/system/ssh.service.d

@@ -60,8 +60,11 @@ def run_playbook(tmp_path: Path, plays: list[dict[str, Any]] | str, *, env: dict
     cmd = [str(BIN / "ansible-playbook"), "-i", inventory or "localhost,", "-c", "local",
            "-e", f"ansible_python_interpreter={sys.executable}", playbook, *(extra_args or [])]
     proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+    # With -v.. the json document follows ansible's verbose lines: it starts at a line "{".
+    lines = proc.stdout.splitlines()
+    start = lines.index("{") if "{" in lines else len(lines)
     try:
-        result = json.loads(proc.stdout)
+        result = json.loads("\n".join(lines[start:]))
     except ValueError:
         result = {}
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, result)
