@@ -28,9 +28,14 @@ def test_galaxy_tarball_ships_the_collection_without_tests_lab_or_tooling(tmp_pa
     assert not [n for n in names if "__pycache__" in n]
 
 
-def test_site_yml_runs_from_the_checkout_with_the_repo_collection(playbook):
-    """`ansible-playbook site.yml` from a clean clone resolves honeydue.infra.* from the checkout."""
-    run = playbook(str(REPO / "site.yml"))
+def test_site_and_its_stages_parse_from_the_checkout(playbook):
+    """`ansible-playbook site.yml` from a clean clone resolves every honeydue.infra.* it uses."""
+    run = playbook(str(REPO / "site.yml"), extra_args=["--syntax-check"])
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def test_preflight_passes_on_a_ready_controller(playbook):
+    run = playbook(str(REPO / "playbooks" / "preflight.yml"))
     assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert run.stats["localhost"]["failures"] == 0
 
@@ -74,6 +79,8 @@ def test_filters_work_in_a_play_by_fqcn(playbook):
 
 PLUGINS = [
     ("module", "honeydue.infra.ufw_rules"),
+    ("module", "honeydue.infra.hcloud_fleet"),
+    ("module", "honeydue.infra.cf_dns_roundrobin"),
     ("lookup", "honeydue.infra.cloudflare_ip_ranges"),
     ("filter", "honeydue.infra.image_ref"),
     ("filter", "honeydue.infra.cidr_normalize"),

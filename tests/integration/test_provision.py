@@ -1,0 +1,226 @@
+"""playbooks/provision.yml (role hcloud_provision, module hcloud_fleet) and inventories/hcloud.yml
+against the Hetzner Cloud stand-in. Traffic goes to loopback only: the SSH wait is switched off,
+as the stand-in's server addresses are documentation-range IPs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import hcloud
+import pytest
+import yaml
+from hcloud.images import Image
+from hcloud.server_types import ServerType
+
+from lab.standins.hcloud import HcloudStandIn
+from tests.conftest import TOKEN
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PROVISION = str(REPO / "playbooks" / "provision.yml")
+PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGz5p4ShwQh3Jc3m6Ot6gYb7mv5l+3Ww0T5fJ9j1k4bF ops@lab"
+FLEET_TASK = "honeydue.infra.hcloud_provision : Servers (created concurrently; drift reported, never recreated)"
+FIREWALL_TASK = "Cloud firewall rules (exactly these)"
+ADMIN = ["198.51.100.0/24"]
+
+
+def _vars(tmp_path: Path, **extra) -> list[str]:
+    data = {"hcloud_provision_wait_for_ssh": False, "hcloud_provision_poll_interval": 0.05,
+            "hcloud_provision_ssh_keys": [{"name": "ops", "public_key": PUBKEY}],
+            "hcloud_provision_admin_cidrs": ADMIN, **extra}
+    path = tmp_path / f"vars-{len(list(tmp_path.glob('vars-*')))}.yml"
+    path.write_text(yaml.safe_dump(data))
+    return ["-e", f"@{path}"]
+
+
+def _env(api: HcloudStandIn, token: str = TOKEN) -> dict[str, str]:
+    return {"HCLOUD_TOKEN": token, "HCLOUD_ENDPOINT": api.url + "/v1"}
+
+
+def _writes(api: HcloudStandIn) -> list[str]:
+    return [s for s in api.sequence() if not s.startswith("GET ")]
+
+
+def _rules(api: HcloudStandIn) -> list[tuple]:
+    (fw,) = api.firewalls.values()
+    return [(r["protocol"], r["port"], tuple(r["source_ips"])) for r in fw["rules"]]
+
+
+@pytest.mark.slow
+def test_provision_fresh_idempotent_scale_out_and_refused_scale_in(hcloud_api, playbook, tmp_path) -> None:
+    hcloud_api.action_delay = 0.3
+    first = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path))
+    assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
+
+    # The call sequence: catalog checks first, then key, group, firewall (applied by label), then
+    # every server create posted back to back before any wait, then protection, then peer rules.
+    writes = _writes(hcloud_api)
+    creates = [i for i, w in enumerate(writes) if w == "POST /v1/servers"]
+    assert writes[:4] == ["POST /v1/ssh_keys", "POST /v1/placement_groups", "POST /v1/firewalls",
+                          "POST /v1/firewalls/%d/actions/apply_to_resources" % next(iter(hcloud_api.firewalls))]
+    assert creates == [4, 5, 6], writes
+    assert [w.rsplit("/", 1)[1] for w in writes[7:10]] == ["change_protection"] * 3
+    assert writes[10:] == ["POST /v1/firewalls/%d/actions/set_rules" % next(iter(hcloud_api.firewalls))]
+    seq = hcloud_api.sequence()
+    assert seq.index("GET /v1/server_types") < seq.index("POST /v1/ssh_keys")
+    # all three creates posted before the first poll of an action
+    assert seq.index("GET /v1/actions") > max(i for i, s in enumerate(seq) if s == "POST /v1/servers")
+
+    servers = sorted(hcloud_api.servers.values(), key=lambda s: s["name"])
+    assert [s["name"] for s in servers] == ["hetzner1", "hetzner2", "hetzner3"]
+    for s in servers:
+        assert s["labels"] == {"cluster": "honeydue", "role": "k3s-server", "env": "production"}
+        assert (s["server_type"]["name"], s["image"]["name"], s["location"]["name"]) == ("cx33", "ubuntu-24.04", "nbg1")
+        assert s["protection"] == {"delete": True, "rebuild": True} and s["status"] == "running"
+    (group,) = hcloud_api.placement_groups.values()
+    assert group["type"] == "spread" and sorted(group["servers"]) == sorted(s["id"] for s in servers)
+    body = hcloud_api.calls("POST", r"^/v1/servers$")[0].body
+    assert "ssh_authorized_keys:" in body["user_data"] and PUBKEY in body["user_data"]
+    assert "NOPASSWD:ALL" in body["user_data"] and "name: deploy" in body["user_data"]
+
+    # Firewall: exactly ssh from the admins, 80/443 from Cloudflare, icmp, cluster ports from the servers.
+    from ansible_collections.honeydue.infra.plugins.lookup.cloudflare_ip_ranges import CLOUDFLARE_IPV4, CLOUDFLARE_IPV6
+    cloudflare = set(CLOUDFLARE_IPV4 + CLOUDFLARE_IPV6)
+    peers = tuple(sorted(f"{s['public_net']['ipv4']['ip']}/32" for s in servers))
+    rules = _rules(hcloud_api)
+    assert [(p, port) for p, port, _ in rules] == [
+        ("tcp", "22"), ("tcp", "80"), ("tcp", "443"), ("icmp", None),
+        ("tcp", "6443"), ("tcp", "2379-2380"), ("tcp", "10250"), ("udp", "8472")]
+    assert rules[0][2] == tuple(ADMIN)
+    assert set(rules[1][2]) == set(rules[2][2]) == cloudflare
+    assert rules[3][2] == ("0.0.0.0/0", "::/0")
+    assert all(src == peers for _, _, src in rules[4:])
+    (fw,) = hcloud_api.firewalls.values()
+    assert fw["applied_to"] == [{"type": "label_selector", "label_selector": {"selector": "cluster=honeydue"}}]
+    assert all(hcloud_api.server_json(s)["public_net"]["firewalls"] for s in servers)
+
+    # Re-run: nothing changes, nothing is written.
+    before = len(_writes(hcloud_api))
+    second = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path))
+    assert second.rc == 0, second.stdout[-4000:]
+    assert second.changed() == 0 and len(_writes(hcloud_api)) == before
+
+    # Scale out 3 -> 4: one create (an agent), peers rule widened; nothing recreated.
+    ids = {s["name"]: s["id"] for s in servers}
+    third = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path, hcloud_provision_server_count=4))
+    assert third.rc == 0, third.stdout[-4000:]
+    fleet = third.task_results(FLEET_TASK)
+    assert fleet["created"] == ["hetzner4"] and fleet["deleted"] == []
+    assert {s["name"]: s["id"] for s in hcloud_api.servers.values() if s["name"] != "hetzner4"} == ids
+    new = next(s for s in hcloud_api.servers.values() if s["name"] == "hetzner4")
+    assert new["labels"]["role"] == "k3s-agent"
+    assert len(_rules(hcloud_api)[4][2]) == 4
+
+    # Scale in 4 -> 3 without allow_delete: refused before any change, nothing deleted.
+    before = len(_writes(hcloud_api))
+    fourth = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path, hcloud_provision_server_count=3))
+    assert fourth.rc != 0
+    refused = fourth.task_results(FLEET_TASK)
+    assert refused["failure"]["code"] == "scale_in_refused" and "hetzner4" in refused["msg"]
+    assert len(hcloud_api.servers) == 4 and len(_writes(hcloud_api)) == before
+
+
+@pytest.mark.slow
+def test_check_mode_creates_nothing_and_shows_the_servers(hcloud_api, playbook, tmp_path) -> None:
+    run = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path) + ["--check", "--diff"])
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert _writes(hcloud_api) == []
+    fleet = run.task_results(FLEET_TASK)
+    assert fleet["changed"] is True and fleet["created"] == ["hetzner1", "hetzner2", "hetzner3"]
+    assert sorted(fleet["diff"]["after"]) == ["hetzner1", "hetzner2", "hetzner3"] and fleet["diff"]["before"] == {}
+
+
+def test_wrong_token_fails_at_the_first_call_with_the_api_code(hcloud_api, playbook, tmp_path) -> None:
+    run = playbook(PROVISION, env=_env(hcloud_api, token="wrong-token"), extra_args=_vars(tmp_path))
+    assert run.rc != 0
+    failed = [t for p in run.result["plays"] for t in p["tasks"] if t["hosts"]["localhost"].get("failed")]
+    assert len(failed) == 1
+    assert failed[0]["hosts"]["localhost"]["failure"]["code"] == "unauthorized"
+    assert [(c.method, c.status) for c in hcloud_api.calls()] == [("GET", 401)]
+    assert "wrong-token" not in run.stdout
+
+
+def test_unknown_server_type_fails_before_any_change(hcloud_api, playbook, tmp_path) -> None:
+    run = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path, hcloud_provision_server_type="cx99"))
+    assert run.rc != 0
+    assert _writes(hcloud_api) == []
+    assert "server type cx99" in run.stdout
+
+
+def test_fleet_reports_quota_failure_with_the_api_code(hcloud_api, playbook) -> None:
+    """Quota exhausted on the second create: the first server is still waited for; code and message surface."""
+    from lab.standins._server import Response
+    quota = Response(403, {"error": {"code": "resource_limit_exceeded", "message": "server limit exceeded",
+                                     "details": {}}})
+    task = {"name": "fleet", "honeydue.infra.hcloud_fleet": {
+        "servers": [{"name": "hetzner1"}, {"name": "hetzner2"}], "selector_labels": {"cluster": "t"},
+        "poll_interval": 0.05}, "ignore_errors": True}
+    plays = [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]
+    # the second POST /v1/servers answers 403 resource_limit_exceeded
+    calls = {"n": 0}
+    original = hcloud_api.handle
+
+    def handle(req):
+        if req.method == "POST" and req.path == "/v1/servers":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                hcloud_api._record(req, 403, fault=True)
+                return quota
+        return original(req)
+    hcloud_api.handle = handle
+    run = playbook(plays, env=_env(hcloud_api))
+    result = run.task_results("fleet")
+    assert result["failed"] and result["failure"]["code"] == "resource_limit_exceeded"
+    assert result["created"] == ["hetzner1"] and [s["name"] for s in hcloud_api.servers.values()] == ["hetzner1"]
+    assert next(iter(hcloud_api.servers.values()))["status"] == "running"
+
+
+def _inventory(tmp_path: Path, api: HcloudStandIn, *, cache_dir: Path | None = None) -> dict:
+    source_dir = tmp_path / "inv"
+    source_dir.mkdir(exist_ok=True)
+    config = yaml.safe_load((REPO / "inventories" / "hcloud.yml").read_text())
+    config["api_endpoint"] = api.url + "/v1"
+    (source_dir / "hcloud.yml").write_text(yaml.safe_dump(config))
+    if not (source_dir / "group_vars").exists():
+        (source_dir / "group_vars").symlink_to(REPO / "inventories" / "group_vars")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "HCLOUD_"))}
+    env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), HCLOUD_TOKEN=TOKEN,
+               ANSIBLE_INVENTORY_UNPARSED_FAILED="True",
+               ANSIBLE_INVENTORY_CACHE_CONNECTION=str(cache_dir or tmp_path / "cache"))
+    proc = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(source_dir / "hcloud.yml"), "--list"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _plain(value):
+    return value["__ansible_unsafe"] if isinstance(value, dict) and "__ansible_unsafe" in value else value
+
+
+def test_inventory_groups_hostvars_and_cache(hcloud_api, tmp_path) -> None:
+    api = hcloud.Client(TOKEN, api_endpoint=hcloud_api.url + "/v1", poll_interval=0.01)
+    for i, role in ((1, "k3s-server"), (2, "k3s-server"), (3, "k3s-server"), (4, "k3s-agent")):
+        api.servers.create(f"hetzner{i}", server_type=ServerType(name="cx33"), image=Image(name="ubuntu-24.04"),
+                           labels={"cluster": "honeydue", "role": role, "env": "production"})
+    api.servers.create("other", server_type=ServerType(name="cx33"), image=Image(name="ubuntu-24.04"),
+                       labels={"cluster": "someone-else", "role": "k3s-server"})
+    inv = _inventory(tmp_path, hcloud_api)
+    assert sorted(inv["k3s_servers"]["hosts"]) == ["hetzner1", "hetzner2", "hetzner3"]
+    assert inv["k3s_agents"]["hosts"] == ["hetzner4"]
+    assert "other" not in inv["_meta"]["hostvars"]
+    host = inv["_meta"]["hostvars"]["hetzner1"]
+    server = next(s for s in hcloud_api.servers.values() if s["name"] == "hetzner1")
+    assert _plain(host["ansible_host"]) == server["public_net"]["ipv4"]["ip"]
+    assert _plain(host["ansible_user"]) == "deploy"
+    assert _plain(host["honeydue_node_ip"]) == server["public_net"]["ipv4"]["ip"]
+    assert host["honeydue_cluster_name"] == "honeydue"  # inventories/group_vars/all.yml
+    assert hcloud_api.calls("GET", r"^/v1/servers$")[-1].query["label_selector"] == ["cluster=honeydue"]
+
+    # Cached: the second read does not list servers again.
+    listed = len(hcloud_api.calls("GET", r"^/v1/servers$"))
+    again = _inventory(tmp_path, hcloud_api)
+    assert sorted(again["k3s_servers"]["hosts"]) == ["hetzner1", "hetzner2", "hetzner3"]
+    assert len(hcloud_api.calls("GET", r"^/v1/servers$")) == listed
