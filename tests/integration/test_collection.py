@@ -82,6 +82,7 @@ PLUGINS = [
     ("module", "honeydue.infra.hcloud_fleet"),
     ("module", "honeydue.infra.cf_dns_roundrobin"),
     ("lookup", "honeydue.infra.cloudflare_ip_ranges"),
+    ("inventory", "honeydue.infra.hcloud"),
     ("filter", "honeydue.infra.image_ref"),
     ("filter", "honeydue.infra.cidr_normalize"),
     ("filter", "honeydue.infra.peer_addresses"),
@@ -92,6 +93,7 @@ def test_every_plugin_is_listed_here():
     """A plugin added without docs coverage below fails this, so the list cannot go stale."""
     on_disk = {("module", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "modules").glob("*.py")}
     on_disk |= {("lookup", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "lookup").glob("*.py")}
+    on_disk |= {("inventory", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "inventory").glob("*.py")}
     on_disk |= {("filter", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "filter").glob("*.yml")}
     assert on_disk == set(PLUGINS)
 

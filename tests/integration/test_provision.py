@@ -219,8 +219,11 @@ def test_inventory_groups_hostvars_and_cache(hcloud_api, tmp_path) -> None:
     assert host["honeydue_cluster_name"] == "honeydue"  # inventories/group_vars/all.yml
     assert hcloud_api.calls("GET", r"^/v1/servers$")[-1].query["label_selector"] == ["cluster=honeydue"]
 
-    # Cached: the second read does not list servers again.
-    listed = len(hcloud_api.calls("GET", r"^/v1/servers$"))
+    assert _plain(host["honeydue_public_ipv4"]) == server["public_net"]["ipv4"]["ip"]
+    assert _plain(host["honeydue_public_ipv6"]).endswith("::1")
+
+    # Cached: the second read makes no API call at all.
+    calls = len(hcloud_api.log)
     again = _inventory(tmp_path, hcloud_api)
     assert sorted(again["k3s_servers"]["hosts"]) == ["hetzner1", "hetzner2", "hetzner3"]
-    assert len(hcloud_api.calls("GET", r"^/v1/servers$")) == listed
+    assert len(hcloud_api.log) == calls

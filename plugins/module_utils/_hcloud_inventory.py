@@ -1,0 +1,61 @@
+# Copyright: (c) 2026, honeyDue engineering
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure part of the honeydue.infra.hcloud inventory plugin: API server objects -> hosts.
+
+Private to the collection; unit-tested without Ansible's inventory machinery.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+
+def public_ipv6(server):
+    """A server's public IPv6 address: the first address (::1) of its /64, or None."""
+    net = ((server.get("public_net") or {}).get("ipv6") or {}).get("ip")
+    if not net:
+        return None
+    network = ipaddress.ip_network(net, strict=False)
+    return str(network.network_address + 1)
+
+
+def private_ip(server, network_id):
+    for attachment in server.get("private_net") or []:
+        if attachment.get("network") == network_id:
+            return attachment.get("ip")
+    return None
+
+
+def host_entry(server, *, role_label="role", role_groups=None, network_id=None, ansible_user="deploy"):
+    """``(name, groups, hostvars)`` for one API server object.
+
+    ``ansible_host`` and ``honeydue_node_ip`` are the private address on ``network_id`` when one is
+    given (the server must be attached), else the public IPv4.
+    """
+    public_v4 = (((server.get("public_net") or {}).get("ipv4")) or {}).get("ip")
+    private = private_ip(server, network_id) if network_id is not None else None
+    if network_id is not None and private is None:
+        raise ValueError(f"server {server['name']} is not attached to network {network_id}")
+    address = private or public_v4
+    labels = server.get("labels") or {}
+    hostvars = {
+        "ansible_host": address,
+        "ansible_user": ansible_user,
+        "honeydue_node_ip": address,
+        "honeydue_public_ipv4": public_v4,
+        "honeydue_public_ipv6": public_ipv6(server),
+        "hcloud_id": server["id"],
+        "hcloud_name": server["name"],
+        "hcloud_status": server.get("status"),
+        "hcloud_labels": labels,
+        "hcloud_server_type": (server.get("server_type") or {}).get("name"),
+        "hcloud_location": ((server.get("datacenter") or {}).get("location") or {}).get("name"),
+        "hcloud_datacenter": (server.get("datacenter") or {}).get("name"),
+        "hcloud_image": (server.get("image") or {}).get("name"),
+        "hcloud_private_networks": [{"network": a.get("network"), "ip": a.get("ip")}
+                                    for a in server.get("private_net") or []],
+    }
+    groups = []
+    group = (role_groups or {}).get(labels.get(role_label))
+    if group:
+        groups.append(group)
+    return server["name"], groups, hostvars

@@ -1,0 +1,46 @@
+"""honeydue.infra.hcloud inventory: API server objects -> hosts, groups and addresses."""
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_inventory import host_entry, public_ipv6
+
+ROLES = {"k3s-server": "k3s_servers", "k3s-agent": "k3s_agents"}
+
+
+def server(name="hetzner1", role="k3s-server", private=None):
+    return {
+        "id": 42, "name": name, "status": "running", "labels": {"cluster": "honeydue", "role": role},
+        "public_net": {"ipv4": {"ip": "203.0.113.10"}, "ipv6": {"ip": "2001:db8:1:2::/64"}},
+        "private_net": [{"network": 7, "ip": private}] if private else [],
+        "server_type": {"name": "cx33"}, "image": {"name": "ubuntu-24.04"},
+        "datacenter": {"name": "nbg1-dc3", "location": {"name": "nbg1"}},
+    }
+
+
+def test_public_addresses_and_role_group():
+    name, groups, hv = host_entry(server(), role_groups=ROLES)
+    assert (name, groups) == ("hetzner1", ["k3s_servers"])
+    assert hv["ansible_host"] == hv["honeydue_node_ip"] == hv["honeydue_public_ipv4"] == "203.0.113.10"
+    assert hv["honeydue_public_ipv6"] == "2001:db8:1:2::1" and hv["ansible_user"] == "deploy"
+    assert (hv["hcloud_location"], hv["hcloud_server_type"], hv["hcloud_image"]) == ("nbg1", "cx33", "ubuntu-24.04")
+
+
+def test_private_network_address_is_used_for_connection_and_cluster_traffic():
+    _, _, hv = host_entry(server(private="10.0.1.2"), role_groups=ROLES, network_id=7)
+    assert hv["ansible_host"] == hv["honeydue_node_ip"] == "10.0.1.2"
+    assert hv["honeydue_public_ipv4"] == "203.0.113.10"  # DNS still points at the public address
+
+
+def test_a_server_missing_from_the_network_is_an_error_not_a_wrong_address():
+    with pytest.raises(ValueError, match="not attached to network 7"):
+        host_entry(server(), role_groups=ROLES, network_id=7)
+
+
+def test_agents_and_unknown_roles():
+    assert host_entry(server(role="k3s-agent"), role_groups=ROLES)[1] == ["k3s_agents"]
+    assert host_entry(server(role="bastion"), role_groups=ROLES)[1] == []
+
+
+def test_no_ipv6():
+    assert public_ipv6({"public_net": {"ipv4": {"ip": "203.0.113.1"}, "ipv6": None}}) is None
