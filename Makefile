@@ -36,8 +36,9 @@ docker: ## make `docker info` work (use a running engine, or install docker.io a
 image: docker ## the lab node image (Debian 12, debootstrap + docker import), tagged by recipe hash
 	@lab/image/build.sh > /dev/null
 
-lint: venv ## ansible-lint (production profile) and yamllint
+lint: venv ## yamllint, ruff (Python) and ansible-lint (production profile)
 	$(BIN)/yamllint --strict .
+	$(BIN)/ruff check .
 	$(BIN)/ansible-lint --profile production
 
 JUNIT := .cache/junit

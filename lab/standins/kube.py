@@ -782,7 +782,7 @@ class KubeStandIn(StandIn):
             spec.setdefault("ipFamilyPolicy", "SingleStack")
             spec.setdefault("internalTrafficPolicy", "Cluster")
         old_ports = {p.get("port"): p for p in old_spec.get("ports") or []}
-        for i, port in enumerate(spec.get("ports") or []):
+        for port in spec.get("ports") or []:
             if not isinstance(port, dict):
                 continue
             port.setdefault("protocol", "TCP")

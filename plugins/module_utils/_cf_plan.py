@@ -131,7 +131,7 @@ def _plan_present(batch, name, rtype, spec, have, prune):
             batch["patches"].append(dict(id=r["id"], **change))
     if prune:
         # Move stale records onto missing values with patches: no delete-then-post gap.
-        for r, value in zip(stale, missing):
+        for r, value in zip(stale, missing, strict=False):  # the shorter list decides
             batch["patches"].append(dict(id=r["id"], **_changes(r, spec, value)))
         batch["deletes"] += [{"id": r["id"]} for r in stale[len(missing):]]
         missing = missing[len(stale):]

@@ -76,7 +76,7 @@ class CloudflareClient:
                 delay = self._retry_delay(exc.code, exc.headers, attempt)
                 if delay is None:
                     self._decode(payload, exc.code, method, path)  # raises CloudflareError
-                    raise CloudflareError(exc.code, None, method, path)
+                    raise CloudflareError(exc.code, None, method, path) from None
             except URLError as exc:
                 delay = self._retry_delay(None, None, attempt)
                 if delay is None:
