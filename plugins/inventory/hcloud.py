@@ -51,6 +51,12 @@ options:
     description: Group for each value of O(role_label).
     type: dict
     default: {k3s-server: k3s_servers, k3s-agent: k3s_agents}
+  cluster_group:
+    description:
+      - Parent group of every role group (servers and agents alike), for "only between the
+        cluster's nodes" rules such as base_hardening's cluster ports.
+    type: str
+    default: k3s_cluster
   network:
     description:
       - Name or ID of a private network; when set, C(ansible_host) and C(honeydue_node_ip) are
@@ -168,6 +174,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             for group in groups:
                 self.inventory.add_group(group)
                 self.inventory.add_host(name, group=group)
+                self.inventory.add_group(self.get_option("cluster_group"))
+                self.inventory.add_child(self.get_option("cluster_group"), group)
             for key, value in hostvars.items():
                 self.inventory.set_variable(name, key, value)
             if self.get_option("compose") or self.get_option("groups") or self.get_option("keyed_groups"):

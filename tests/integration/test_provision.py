@@ -210,6 +210,7 @@ def test_inventory_groups_hostvars_and_cache(hcloud_api, tmp_path) -> None:
     inv = _inventory(tmp_path, hcloud_api)
     assert sorted(inv["k3s_servers"]["hosts"]) == ["hetzner1", "hetzner2", "hetzner3"]
     assert inv["k3s_agents"]["hosts"] == ["hetzner4"]
+    assert sorted(inv["k3s_cluster"]["children"]) == ["k3s_agents", "k3s_servers"]
     assert "other" not in inv["_meta"]["hostvars"]
     host = inv["_meta"]["hostvars"]["hetzner1"]
     server = next(s for s in hcloud_api.servers.values() if s["name"] == "hetzner1")
