@@ -17,20 +17,15 @@ the time spent in the tasks, process_time_ratio whole ansible-playbook runs.
 """
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "collections")]
+from _common import REPO, TOKEN  # puts the repo and the collection on sys.path
 
-from datetime import datetime  # noqa: E402
-
-from lab.standins.cloudflare import CloudflareStandIn  # noqa: E402
-from tests.integration.conftest import run_playbook  # noqa: E402
-
-TOKEN = "bench-token-0123456789"
+from lab.standins.cloudflare import CloudflareStandIn
+from tests.integration.conftest import run_playbook
 ZONE = "honeydue.example"
 NAMES = ["@", "api", "admin"]
 OLD = ["203.0.113.10", "203.0.113.11", "203.0.113.12"]

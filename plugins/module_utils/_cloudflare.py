@@ -44,6 +44,14 @@ class CloudflareError(Exception):
                 "errors": [{"code": e.get("code"), "message": e.get("message")} for e in self.errors]}
 
 
+def _errors_of(raw):
+    """The ``errors`` list of an error answer (None when it has none or is not JSON)."""
+    try:
+        return (json.loads(raw) if raw else {}).get("errors")
+    except (ValueError, AttributeError):
+        return [{"code": None, "message": "answer is not JSON"}]
+
+
 class CloudflareClient:
     def __init__(self, token, base_url=DEFAULT_BASE_URL, timeout=30, max_retries=5, max_wait=60.0,
                  backoff=0.5, sleep=time.sleep):
@@ -75,8 +83,7 @@ class CloudflareClient:
                 payload = exc.read() if hasattr(exc, "read") else b""
                 delay = self._retry_delay(exc.code, exc.headers, attempt)
                 if delay is None:
-                    self._decode(payload, exc.code, method, path)  # raises CloudflareError
-                    raise CloudflareError(exc.code, None, method, path) from None
+                    raise CloudflareError(exc.code, _errors_of(payload), method, path) from None
             except URLError as exc:
                 delay = self._retry_delay(None, None, attempt)
                 if delay is None:
@@ -108,7 +115,7 @@ class CloudflareClient:
             doc = json.loads(raw) if raw else {}
         except ValueError:
             raise CloudflareError(status, [{"code": None, "message": "answer is not JSON"}], method, path) from None
-        if status >= 400 or not doc.get("success", False):
+        if not doc.get("success", False):
             raise CloudflareError(status, doc.get("errors"), method, path)
         return doc
 

@@ -66,7 +66,6 @@ options:
     description: Delete every user rule that is not in O(rules).
     type: bool
     default: true
-extends_documentation_fragment: []
 attributes:
   check_mode:
     support: full
@@ -149,8 +148,8 @@ def main():
             _ufw(module, binary, rule.args(delete=True))
         for rule in adds:
             _ufw(module, binary, rule.args())
-    after_keys = {r.key for r in deletes}
-    after = [r for r in current if r.key not in after_keys and r.key not in {a.key for a in adds}] + adds
+    replaced = {r.key for r in deletes + adds}
+    after = [r for r in current if r.key not in replaced] + adds
     result = dict(
         changed=changed,
         rules=[str(r) for r in after],
