@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON  ?= python3
+PYTHON  ?=
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.requirements.sha256
@@ -17,14 +17,20 @@ export ANSIBLE_FORCE_COLOR := 0
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-# The virtualenv is rebuilt only when requirements-dev.txt changes (its hash is the stamp).
+# The virtualenv is rebuilt only when requirements-dev.txt or the interpreter changes (the stamp
+# holds both). The interpreter is $(PYTHON) if given, else the newest Python >= 3.12 found
+# (scripts/pick-python.sh: PATH, then pyenv); ansible 14 needs 3.12 or newer.
 venv: ## .venv with the pinned Python toolchain (reused when requirements-dev.txt is unchanged)
-	@want=$$(sha256sum requirements-dev.txt | cut -d' ' -f1); \
+	@py="$(PYTHON)"; [ -n "$$py" ] || py=$$(scripts/pick-python.sh); \
+	pyver=$$("$$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])'); \
+	"$$py" -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
+	  { echo "venv: $$py is Python $$pyver; ansible 14 needs Python >= 3.12" >&2; exit 1; }; \
+	want="$$(sha256sum requirements-dev.txt | cut -d' ' -f1) python-$$pyver"; \
 	if [ -x $(BIN)/python ] && [ "$$(cat $(STAMP) 2>/dev/null)" = "$$want" ]; then \
-	  echo "venv: reusing $(VENV) (requirements unchanged)"; \
+	  echo "venv: reusing $(VENV) (Python $$pyver, requirements unchanged)"; \
 	else \
-	  echo "venv: installing requirements-dev.txt into $(VENV)"; \
-	  $(PYTHON) -m venv $(VENV); \
+	  echo "venv: installing requirements-dev.txt into $(VENV) with $$py (Python $$pyver)"; \
+	  "$$py" -m venv --clear $(VENV); \
 	  $(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip; \
 	  $(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt; \
 	  echo "$$want" > $(STAMP); \

@@ -5,8 +5,9 @@ A stand-in subclasses :class:`StandIn` and implements :meth:`StandIn.dispatch`. 
 * a threaded HTTP server on ``127.0.0.1`` (``start()`` / ``stop()``, or ``serve_forever()``);
 * a request log (:attr:`StandIn.log`): one :class:`Recorded` per request, with method, path, query,
   parsed body and response status, so tests and benchmarks assert exact call sequences and counts;
-* fault injection (:meth:`StandIn.inject`): latency, or a canned answer (429, 5xx, conflict ...)
-  for the next N requests that match a method and a path pattern;
+* fault injection (:meth:`StandIn.inject`): latency, a canned answer (429, 5xx, conflict ...), or
+  a lost answer (the connection closed before the request is applied, or after it was applied
+  and before the answer is sent) for the next N requests that match a method and a path pattern;
 * a bearer-token check (:meth:`StandIn.auth_failure` builds the vendor's 401/403 answer);
 * a control API under ``/_standin/`` (not a vendor path) for out-of-process users such as
   ``make lab``: ``GET requests``, ``POST reset``, ``POST faults``, ``POST latency``.
@@ -73,7 +74,7 @@ class Recorded:
     path: str
     query: dict[str, list[str]]
     body: Any
-    status: int
+    status: int  # 0: the connection was dropped and no answer sent
     fault: bool = False  # answered by an injected fault
 
     def as_dict(self) -> dict[str, Any]:
@@ -90,9 +91,17 @@ class Fault:
     times: int
     response: Response | None = None
     latency: float = 0.0
+    drop: str | None = None  # "before" / "after": close the connection before / after applying
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and bool(self.path.search(path))
+
+
+DROPS = ("before", "after")
+
+
+class DroppedConnection(Exception):
+    """Raised by :meth:`StandIn.handle` to close the client's connection without an answer."""
 
 
 class StandIn:
@@ -139,15 +148,21 @@ class StandIn:
             self._initial_state()
 
     def inject(self, kind: str | None = None, *, method: str | None = None, path: str = "",
-               times: int = 1, response: Response | None = None, latency: float = 0.0) -> Fault:
+               times: int = 1, response: Response | None = None, latency: float = 0.0,
+               drop: str | None = None) -> Fault:
         """Answer the next ``times`` requests matching ``method`` and the ``path`` regex with a fault.
 
         ``kind`` names a vendor fault (see :meth:`fault_response`); ``response`` gives one verbatim;
-        with neither, the matching requests are only delayed by ``latency`` seconds.
+        ``drop`` loses the answer: ``"before"`` closes the connection without applying the request,
+        ``"after"`` applies it and then closes the connection without answering (what a client sees
+        when a proxy or the network fails mid-request). With none of them, the matching requests
+        are only delayed by ``latency`` seconds.
         """
+        if drop is not None and drop not in DROPS:
+            raise ValueError(f"drop must be one of {DROPS}, not {drop!r}")
         if kind is not None and response is None:
             response = self.fault_response(kind)
-        fault = Fault(method.upper() if method else None, re.compile(path), times, response, latency)
+        fault = Fault(method.upper() if method else None, re.compile(path), times, response, latency, drop)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -210,6 +225,9 @@ class StandIn:
             delay += fault.latency
         if delay:
             time.sleep(delay)
+        if fault is not None and fault.drop == "before":
+            self._record(req, 0, fault=True)
+            raise DroppedConnection("dropped before applying")
         if fault is not None and fault.response is not None:
             resp = fault.response
             self._record(req, resp.status, fault=True)
@@ -220,6 +238,9 @@ class StandIn:
             return denied
         with self._lock:
             resp = self.dispatch(req)
+        if fault is not None and fault.drop == "after":
+            self._record(req, 0, fault=True)  # applied; the client never hears the status
+            raise DroppedConnection("dropped after applying")
         self._record(req, resp.status)
         return resp
 
@@ -242,8 +263,12 @@ class StandIn:
             return Response(204)
         if req.method == "POST" and what == "faults":
             spec = req.body or {}
-            self.inject(spec.get("kind"), method=spec.get("method"), path=spec.get("path", ""),
-                        times=int(spec.get("times", 1)), latency=float(spec.get("latency", 0)))
+            try:
+                self.inject(spec.get("kind"), method=spec.get("method"), path=spec.get("path", ""),
+                            times=int(spec.get("times", 1)), latency=float(spec.get("latency", 0)),
+                            drop=spec.get("drop"))
+            except ValueError as exc:
+                return Response(400, {"error": str(exc)})
             return Response(204)
         return self.control(req, what)
 
@@ -301,6 +326,9 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                           {k.lower(): v for k, v in self.headers.items()}, raw, body)
             try:
                 resp = standin.handle(req)
+            except DroppedConnection:
+                self.close_connection = True  # no status line, no body: the answer is lost
+                return
             except Exception as exc:  # a stand-in bug must be visible, not a hung client
                 resp = Response(500, {"standin_error": repr(exc)})
                 standin.contract_violations.append(f"{req.method} {req.path}: crashed: {exc!r}")

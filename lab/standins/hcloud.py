@@ -10,15 +10,34 @@ Actions are created ``running`` and finish (``success``, or ``error`` after
 ``action_polls`` polls of the action have reported it running; with both at 0 they finish on
 the next request. Their effect on resources (a server becoming ``running`` ...) lands when they finish.
 
+The API as it is *today* (``today``, pinned: see :mod:`lab.standins._hcloud_today`): properties the
+contract announces as "removed after <date>" are gone once that date has passed (servers carry
+``location`` only, no ``datacenter``; a request that still sends ``datacenter`` is refused), and the
+dated vendor changes the contract does not carry apply (``/datacenters`` answers 410).
+
+Vendor behaviours beyond the contract, from the API reference (docs.hetzner.cloud/reference/cloud):
+
+* **Locked resources.** While an action runs on a server, starting another action on it (power,
+  protection, networks, placement group, delete) answers 423 ``locked``. A firewall applied by
+  label selector starts an ``apply_firewall`` action on every server that comes to match it (a new
+  server, or a relabelled one); its duration is ``firewall_apply_delay``.
+* **Pagination.** Every list answer has ``meta.pagination`` and a ``Link`` header (``prev``, ``next``,
+  ``last``). ``last_page`` and ``total_entries`` "may be null ... when the total number of entries
+  is unknown": with ``unknown_totals`` set the stand-in answers that way and leaves out ``rel=last``,
+  so a client must follow ``next_page``.
+* **Labels.** The ``hetzner.cloud/`` key prefix is reserved and refused.
+* **Firewall rules.** ``port`` is ``"N"`` or ``"N-M"`` (lower and upper bound) within 1-65535.
+
 Run it on its own with ``python -m lab.standins.hcloud --port 8080 --token T``; the endpoint is
 ``http://127.0.0.1:8080/v1``. ``POST /_standin/addresses {"name": ..., "ipv4": ...}`` gives a
-server (existing, or created later under that name) a chosen public IPv4 address.
+server (existing, or created later under that name) a chosen public IPv4 address;
+``POST /_standin/action_timing {"delay": s, "polls": n, "firewall_apply": s}`` sets how long actions
+run; ``POST /_standin/pagination {"unknown_totals": true}`` switches the pagination style.
 """
 from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import dataclasses
 import hashlib
 import ipaddress
@@ -26,11 +45,13 @@ import itertools
 import re
 import secrets
 import time
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from functools import lru_cache
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable
 
+from lab.standins._hcloud_today import TODAY, Removal, changes_in_force, contract_as_of, removed_names
 from lab.standins._labels import LabelSelectorError, label_errors, parse_label_selector, selector_matches
 from lab.standins._openapi import Contract, Operation, load_spec
 from lab.standins._server import Request, Response, StandIn
@@ -44,6 +65,8 @@ PUBLIC_V4 = ipaddress.ip_network("203.0.113.0/24")
 PUBLIC_V6 = ipaddress.ip_network("2001:db8::/32")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+RESERVED_LABEL_PREFIX = "hetzner.cloud/"
+_PORT = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
 _PRIVATE_RANGES = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 
 
@@ -66,14 +89,16 @@ def id_or_name_fields(spec: dict[str, Any]) -> dict[str, Any]:
     """Let the create-server ID-or-name fields also be integers (see ``_ID_OR_NAME``)."""
     props = spec["components"]["schemas"]["create_server_request"]["properties"]
     for name in _ID_OR_NAME:
-        props[name] = {"anyOf": [props[name], {"type": "integer"}]}
+        if name in props:  # datacenter: removed from the API after 1 July 2026
+            props[name] = {"anyOf": [props[name], {"type": "integer"}]}
     props["ssh_keys"]["items"] = {"anyOf": [props["ssh_keys"]["items"], {"type": "integer"}]}
     return spec
 
 
-@lru_cache(maxsize=1)
-def _hcloud_spec() -> dict[str, Any]:
-    return id_or_name_fields(copy.deepcopy(load_spec("hetzner/hcloud.openapi.json")))
+@lru_cache(maxsize=2)
+def _hcloud_spec(today: date) -> tuple[dict[str, Any], tuple[Removal, ...]]:
+    spec, removals = contract_as_of(load_spec("hetzner/hcloud.openapi.json"), today)
+    return id_or_name_fields(spec), tuple(removals)
 
 
 # The vendor parses boolean query parameters like Go's strconv.ParseBool; hcloud-python sends
@@ -92,11 +117,16 @@ def normalise_bool_query(contract: Contract, op: Operation, query: dict[str, lis
     return out
 
 
-@lru_cache(maxsize=1)
-def hcloud_contract() -> Contract:
-    """The Hetzner contract, served under ``/v1``; shared, as
-    compiling its validators is the slow part."""
-    return Contract(_hcloud_spec(), BASE_PATH)
+@lru_cache(maxsize=2)
+def hcloud_contract(today: date = TODAY) -> Contract:
+    """The Hetzner contract as of ``today``, served under ``/v1``; shared, as compiling its
+    validators is the slow part."""
+    return Contract(_hcloud_spec(today)[0], BASE_PATH)
+
+
+def hcloud_removals(today: date = TODAY) -> tuple[Removal, ...]:
+    """The contract's dated removals in force on ``today``."""
+    return _hcloud_spec(today)[1]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -294,11 +324,22 @@ class HcloudStandIn(StandIn):
 
     name = "hcloud"
 
-    def __init__(self, token: str = "test-token", port: int = 0) -> None:
-        self.contract = hcloud_contract()
+    def __init__(self, token: str = "test-token", port: int = 0, today: date = TODAY) -> None:
+        self.today = today
+        self.contract = hcloud_contract(today)
+        removals = hcloud_removals(today)
+        # request fields the vendor refuses now, per request schema; response fields it no longer sends
+        self.refused_fields = {name: removed_names(list(removals), name)
+                               for name in ("create_server_request", "create_primary_ip_request")}
+        self.server_removed = removed_names(list(removals), "server")
+        self.gone = {op: change for change in changes_in_force(today) if change.kind == "gone"
+                     for op in change.operations}
         self.action_delay = 0.0
         self.action_polls = 0
+        self.firewall_apply_delay = 0.0
+        self.unknown_totals = False
         self.addresses: dict[str, str] = {}
+        self._link = ""
         super().__init__(token=token, port=port)
 
     # -- state -------------------------------------------------------------------------------
@@ -321,7 +362,8 @@ class HcloudStandIn(StandIn):
         """Forget everything, including registered addresses and action timing."""
         super().reset()
         self.addresses.clear()
-        self.action_delay, self.action_polls = 0.0, 0
+        self.action_delay, self.action_polls, self.firewall_apply_delay = 0.0, 0, 0.0
+        self.unknown_totals = False
 
     def register_address(self, name: str, ipv4: str) -> None:
         """Give the server called ``name`` (now, or whenever it is created) the public IPv4 ``ipv4``."""
@@ -350,6 +392,11 @@ class HcloudStandIn(StandIn):
             spec = req.body if isinstance(req.body, dict) else {}
             self.action_delay = float(spec.get("delay", 0))
             self.action_polls = int(spec.get("polls", 0))
+            self.firewall_apply_delay = float(spec.get("firewall_apply", 0))
+            return Response(204)
+        if req.method == "POST" and what == "pagination":
+            spec = req.body if isinstance(req.body, dict) else {}
+            self.unknown_totals = bool(spec.get("unknown_totals", False))
             return Response(204)
         return super().control(req, what)
 
@@ -390,6 +437,7 @@ class HcloudStandIn(StandIn):
     def dispatch(self, req: Request) -> Response:
         self._advance()
         op = self.contract.find(req.method, req.path)
+        self._link = ""
         try:
             if op is None:
                 raise ApiError(404, "not_found", "not found")
@@ -397,9 +445,17 @@ class HcloudStandIn(StandIn):
         except ApiError as err:
             status, body = err.status, err.body()
         self._audit(req, op, status, body)
-        return Response(status, body, self._rate_headers())
+        headers = self._rate_headers()
+        if self._link and status < 400:
+            headers["Link"] = self._link
+        return Response(status, body, headers)
 
     def _route(self, req: Request, op: Operation) -> tuple[int, Any]:
+        change = self.gone.get(op.operation_id)
+        if change is not None:
+            raise ApiError(410, "deprecated_api_endpoint", "API functionality was removed",
+                           {"announcement": change.source.split(";")[0]})
+        self._refuse_removed_fields(req, op)
         req = dataclasses.replace(req, query=normalise_bool_query(self.contract, op, req.query))
         problems = self.contract.check_request(op, req.query, req.body, req.raw_body, req.content_type)
         if "request body is not valid JSON" in problems:
@@ -431,6 +487,17 @@ class HcloudStandIn(StandIn):
             problems = [f"success answer {status} for an unknown operation"]
         self.contract_violations.extend(f"{req.method} {req.path} -> {status}: {p}" for p in problems)
 
+    def _refuse_removed_fields(self, req: Request, op: Operation) -> None:
+        """A request that still sends a property the vendor removed is refused, naming it."""
+        ref = (((op.spec.get("requestBody") or {}).get("content") or {}).get("application/json") or {}).get(
+            "schema", {}).get("$ref", "")
+        removed = self.refused_fields.get(ref.rsplit("/", 1)[-1], set())
+        sent = sorted(removed & set(req.body)) if isinstance(req.body, dict) else []
+        if sent:
+            raise invalid_input({n: [f"{n} was removed from the API; use location instead "
+                                     "(https://docs.hetzner.cloud/changelog#2025-12-16-phasing-out-datacenters)"]
+                                 for n in sent})
+
     @staticmethod
     def _check_paging(req: Request) -> None:
         for name, lowest, highest in (("page", 1, None), ("per_page", 1, MAX_PER_PAGE)):
@@ -452,12 +519,40 @@ class HcloudStandIn(StandIn):
 
     def _new_action(self, command: str, resources: list[tuple[str, int]],
                     on_success: Callable[[], None] | None = None,
-                    on_error: Callable[[], None] | None = None) -> Action:
+                    on_error: Callable[[], None] | None = None, *,
+                    delay: float | None = None, polls: int | None = None) -> Action:
         action = Action(next(self._action_ids), command, resources, now_iso(),
-                        ready_at=time.monotonic() + self.action_delay, polls_left=self.action_polls,
+                        ready_at=time.monotonic() + (self.action_delay if delay is None else delay),
+                        polls_left=self.action_polls if polls is None else polls,
                         failure=self._failures.pop(command, None), on_success=on_success, on_error=on_error)
         self.actions[action.id] = action
         return action
+
+    def running_on(self, kind: str, rid: int) -> list[Action]:
+        """The actions still running on one resource."""
+        return [a for a in self.actions.values() if a.status == "running" and a.concerns(kind, rid)]
+
+    def _unlocked(self, server: dict[str, Any]) -> None:
+        """Refuse a new action on a server while another one runs on it (423 ``locked``)."""
+        if self.running_on("server", server["id"]):
+            raise ApiError(423, "locked", "server is locked by another action")
+
+    def _selector_firewalls(self, labels: dict[str, str]) -> set[int]:
+        """Firewalls that apply to a server with ``labels`` through one of their label selectors."""
+        return {fw["id"] for fw in self.firewalls.values()
+                if any(t["type"] == "label_selector"
+                       and selector_matches(parse_label_selector(t["label_selector"]["selector"]), labels)
+                       for t in fw["applied_to"])}
+
+    def _follow_selectors(self, sid: int, before: set[int], after: set[int]) -> None:
+        """A server that comes to match (or stops matching) a firewall's label selector gets an
+        ``apply_firewall`` (``remove_firewall``) action, nobody polls it, it takes ``firewall_apply_delay``."""
+        for fid in sorted(after - before):
+            self._new_action("apply_firewall", [("firewall", fid), ("server", sid)],
+                             delay=self.firewall_apply_delay, polls=0)
+        for fid in sorted(before - after):
+            self._new_action("remove_firewall", [("firewall", fid), ("server", sid)],
+                             delay=self.firewall_apply_delay, polls=0)
 
     def _poll(self, action: Action) -> dict[str, Any]:
         """An action as a poll sees it (a poll uses up one of ``action_polls``)."""
@@ -525,6 +620,9 @@ class HcloudStandIn(StandIn):
     def _labels(body: dict[str, Any], default: dict[str, str] | None = None) -> dict[str, str]:
         labels = body.get("labels", default if default is not None else {})
         problems = label_errors(labels)
+        # "The `hetzner.cloud/` prefix is reserved and cannot be used." (API reference, Labels)
+        problems += [f"label key '{k}': the hetzner.cloud/ prefix is reserved" for k in labels
+                     if k.startswith(RESERVED_LABEL_PREFIX)]
         if problems:
             raise invalid_input({"labels": problems})
         return dict(labels)
@@ -554,18 +652,33 @@ class HcloudStandIn(StandIn):
                      reverse=order == "desc")
         return out
 
-    @staticmethod
-    def _paginate(req: Request, items: list[Any]) -> dict[str, Any]:
-        """One page of ``items`` and the vendor's ``meta.pagination``."""
+    def _paginate(self, req: Request, items: list[Any]) -> dict[str, Any]:
+        """One page of ``items``, the vendor's ``meta.pagination`` and its ``Link`` header.
+
+        With ``unknown_totals``, ``last_page`` and ``total_entries`` are null and the Link header has
+        no ``rel=last``, as the vendor answers when it does not know the total.
+        """
         page = int(req.q("page") or 1)
         per_page = int(req.q("per_page") or DEFAULT_PER_PAGE)
         total = len(items)
         last = max(1, -(-total // per_page))
-        meta = {"pagination": {"page": page, "per_page": per_page,
-                               "previous_page": page - 1 if page > 1 else None,
-                               "next_page": page + 1 if page < last else None,
-                               "last_page": last, "total_entries": total}}
+        previous_page = page - 1 if page > 1 else None
+        next_page = page + 1 if page < last else None
+        meta = {"pagination": {"page": page, "per_page": per_page, "previous_page": previous_page,
+                               "next_page": next_page,
+                               "last_page": None if self.unknown_totals else last,
+                               "total_entries": None if self.unknown_totals else total}}
+        rels = [("prev", previous_page), ("next", next_page)]
+        if not self.unknown_totals:
+            rels.append(("last", last))
+        self._link = ", ".join(f'<{self._page_url(req, n)}>; rel="{rel}"' for rel, n in rels if n is not None)
         return {"items": items[(page - 1) * per_page: page * per_page], "meta": meta}
+
+    def _page_url(self, req: Request, page: int) -> str:
+        query = {k: v for k, v in req.query.items() if k != "page"}
+        query["page"] = [str(page)]
+        host = req.headers.get("host") or f"127.0.0.1:{self._port}"
+        return f"http://{host}{req.path}?{urlencode(query, doseq=True)}"
 
     def _list(self, req: Request, key: str, items: Iterable[dict[str, Any]],
               view: Callable[[dict[str, Any]], dict[str, Any]] = lambda x: x) -> tuple[int, Any]:
@@ -693,11 +806,15 @@ class HcloudStandIn(StandIn):
         """A server as the vendor shows it, with firewalls and placement group resolved now."""
         out = {k: v for k, v in server.items() if not k.startswith("_")}
         out["public_net"] = dict(server["public_net"])
-        out["public_net"]["firewalls"] = [{"id": f["id"], "status": "applied"}
+        pending = {i for a in self.running_on("server", server["id"]) if a.command == "apply_firewall"
+                   for t, i in a.resources if t == "firewall"}
+        out["public_net"]["firewalls"] = [{"id": f["id"], "status": "pending" if f["id"] in pending else "applied"}
                                           for f in self.firewalls.values() if server["id"] in self._fw_servers(f)]
         pg = server["_placement_group"]
         out["placement_group"] = self.placement_groups.get(pg) if pg else None
         out["private_net"] = [dict(n) for n in server["private_net"]]
+        if "datacenter" not in self.server_removed:  # before 2 July 2026 the vendor still sent it
+            out["datacenter"] = next(dc for dc in DATACENTERS if dc["location"]["id"] == server["location"]["id"])
         return out
 
     def op_list_servers(self, req: Request, op: Operation) -> tuple[int, Any]:
@@ -709,7 +826,10 @@ class HcloudStandIn(StandIn):
         return 200, {"server": self.server_json(self._get("server", op.params["id"]))}
 
     def op_replace_server(self, req: Request, op: Operation) -> tuple[int, Any]:
+        server = self._get("server", op.params["id"])
+        before = self._selector_firewalls(server["labels"])
         server = self._rename_relabel("server", op.params["id"], req.body or {})
+        self._follow_selectors(server["id"], before, self._selector_firewalls(server["labels"]))
         return 200, {"server": self.server_json(server)}
 
     def op_create_server(self, req: Request, op: Operation) -> tuple[int, Any]:
@@ -726,6 +846,7 @@ class HcloudStandIn(StandIn):
         create = self._new_action("create_server", [("server", sid)],
                                   on_success=lambda: self._set_status(sid, "starting" if start else "off"),
                                   on_error=lambda: self._set_status(sid, "off"))
+        self._follow_selectors(sid, set(), self._selector_firewalls(server["labels"]))
         next_actions = []
         if start:
             next_actions.append(self._new_action("start_server", [("server", sid)],
@@ -754,13 +875,12 @@ class HcloudStandIn(StandIn):
             raise invalid_input({"image": ["image not found"]})
         if image["architecture"] != stype["architecture"]:
             raise invalid_input({"image": ["image architecture does not match the server type"]})
-        datacenter = self._placement(body)
+        location = self._placement(body)
         self._check_references(body)
         pnet = body.get("public_net", {})
         return {"id": next(self._ids), "name": name, "status": "initializing", "created": now_iso(),
                 "public_net": self._public_net(name, pnet.get("enable_ipv4", True), pnet.get("enable_ipv6", True)),
-                "private_net": [], "server_type": stype, "datacenter": datacenter,
-                "location": datacenter["location"], "image": image, "iso": None, "rescue_enabled": False,
+                "private_net": [], "server_type": stype, "location": location, "image": image, "iso": None, "rescue_enabled": False,
                 "locked": False, "backup_window": None, "outgoing_traffic": 0, "ingoing_traffic": 0,
                 "included_traffic": 21990232555520, "protection": {"delete": False, "rebuild": False},
                 "labels": labels, "volumes": [], "load_balancers": [], "primary_disk_size": stype["disk"],
@@ -768,18 +888,19 @@ class HcloudStandIn(StandIn):
 
     @staticmethod
     def _placement(body: dict[str, Any]) -> dict[str, Any]:
-        """The datacenter a new server lands in (``datacenter`` or ``location``; nbg1 by default)."""
+        """The location a new server lands in (``location``, or before July 2026 a ``datacenter``'s;
+        nbg1 by default). Once ``datacenter`` is removed, :meth:`_refuse_removed_fields` refuses it."""
         if body.get("datacenter") is not None and body.get("location") is not None:
             raise invalid_input({"location": ["location and datacenter are mutually exclusive"]})
         if body.get("datacenter") is not None:
             dc = _lookup(DATACENTERS, body["datacenter"])
             if dc is None:
                 raise invalid_input({"datacenter": ["datacenter not found"]})
-            return dc
+            return dc["location"]
         location = _lookup(LOCATIONS, body.get("location") or "nbg1")
         if location is None:
             raise invalid_input({"location": ["location not found"]})
-        return next(dc for dc in DATACENTERS if dc["location"]["id"] == location["id"])
+        return location
 
     def _check_references(self, body: dict[str, Any]) -> None:
         """SSH keys, networks, firewalls and the placement group named in a create request exist."""
@@ -815,6 +936,7 @@ class HcloudStandIn(StandIn):
         server = self._get("server", op.params["id"])
         if server["protection"]["delete"]:
             raise ApiError(423, "protected", "server is delete protected")
+        self._unlocked(server)
         sid = server["id"]
         self._leave_placement_group(server)
         for net in self.networks.values():
@@ -831,6 +953,7 @@ class HcloudStandIn(StandIn):
                        after: str | None = None, effect: Callable[[], None] | None = None) -> tuple[int, Any]:
         """A power action: status ``during`` now, ``after`` once the action succeeds."""
         server = self._get("server", op.params["id"])
+        self._unlocked(server)
         sid, before = server["id"], server["status"]
         if during:
             server["status"] = during
@@ -861,6 +984,7 @@ class HcloudStandIn(StandIn):
 
     def op_change_server_protection(self, req: Request, op: Operation) -> tuple[int, Any]:
         server = self._get("server", op.params["id"])
+        self._unlocked(server)
         body = req.body or {}
         delete = body.get("delete", server["protection"]["delete"])
         rebuild = body.get("rebuild", server["protection"]["rebuild"])
@@ -883,6 +1007,7 @@ class HcloudStandIn(StandIn):
 
     def op_add_server_to_placement_group(self, req: Request, op: Operation) -> tuple[int, Any]:
         server = self._get("server", op.params["id"])
+        self._unlocked(server)
         group = self._get("placement_group", req.body["placement_group"])
         if server["status"] != "off":
             raise ApiError(412, "server_not_stopped", "the server must be stopped")
@@ -893,6 +1018,7 @@ class HcloudStandIn(StandIn):
 
     def op_remove_from_placement_group(self, req: Request, op: Operation) -> tuple[int, Any]:
         server = self._get("server", op.params["id"])
+        self._unlocked(server)
         if server["_placement_group"] is None:
             raise ApiError(422, "server_not_in_placement_group", "server is not in a placement group")
         self._leave_placement_group(server)
@@ -986,6 +1112,7 @@ class HcloudStandIn(StandIn):
 
     def op_attach_server_to_network(self, req: Request, op: Operation) -> tuple[int, Any]:
         server = self._get("server", op.params["id"])
+        self._unlocked(server)
         net = self._get("network", req.body["network"])
         self._attach(server, net, req.body.get("ip"), req.body.get("alias_ips", []))
         action = self._new_action("attach_to_network", [("server", server["id"]), ("network", net["id"])])
@@ -993,6 +1120,7 @@ class HcloudStandIn(StandIn):
 
     def op_detach_server_from_network(self, req: Request, op: Operation) -> tuple[int, Any]:
         server = self._get("server", op.params["id"])
+        self._unlocked(server)
         net = self._get("network", req.body["network"])
         if not any(p["network"] == net["id"] for p in server["private_net"]):
             raise ApiError(422, "server_not_attached", "server is not attached to the network")
@@ -1036,6 +1164,9 @@ class HcloudStandIn(StandIn):
                 raise invalid_input({where: ["port is required for tcp and udp"]})
             if rule["protocol"] not in ("tcp", "udp") and rule.get("port"):
                 raise invalid_input({where: ["port is only allowed for tcp and udp"]})
+            if rule.get("port") and not _valid_port(rule["port"]):
+                raise invalid_input({where: [f"port '{rule['port']}' must be a port (1-65535) or a range "
+                                             "'lower-upper' of them"]})
             ips_key = "source_ips" if rule["direction"] == "in" else "destination_ips"
             if not rule.get(ips_key):
                 raise invalid_input({where: [f"{ips_key} is required for direction {rule['direction']}"]})
@@ -1147,6 +1278,16 @@ def _int_id(raw: object) -> int:
         return int(str(raw))
     except ValueError:
         raise invalid_input({"id": ["must be an integer"]}) from None
+
+
+def _valid_port(raw: str) -> bool:
+    """``"N"`` or ``"N-M"`` with 1 <= N <= M <= 65535 (the vendor's firewall rule ``port``)."""
+    match = _PORT.match(raw)
+    if match is None:
+        return False
+    low = int(match.group(1))
+    high = int(match.group(2) or low)
+    return 1 <= low <= high <= 65535
 
 
 def _same_target(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -91,7 +91,7 @@ from ansible.module_utils.six.moves.urllib.parse import urlencode
 from ansible.module_utils.urls import open_url
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_inventory import host_entry
+from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_inventory import host_entry, next_pages
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -139,15 +139,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                       "page": page})
 
     def _fetch(self):
-        # Page 1 tells how many pages there are; the rest are read concurrently (50 servers a page
-        # is the API's maximum, so 1,000 servers are 20 round trips).
-        first = self._page(1)
-        last = (((first.get("meta") or {}).get("pagination")) or {}).get("last_page") or 1
-        servers = list(first.get("servers") or [])
-        if last > 1:
-            with ThreadPoolExecutor(max_workers=min(8, last - 1)) as pool:
-                for doc in pool.map(self._page, range(2, last + 1)):
-                    servers.extend(doc.get("servers") or [])
+        # next_page drives the walk (last_page and total_entries may be null). Where last_page is
+        # known, the pages up to it are read concurrently (50 servers a page is the API's maximum,
+        # so 1,000 servers are 20 round trips); the walk then goes on from the last page's next_page.
+        servers, fetched, todo = {}, set(), [1]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            while todo:
+                docs = list(pool.map(self._page, todo)) if len(todo) > 1 else [self._page(todo[0])]
+                fetched.update(todo)
+                for doc in docs:
+                    for server in doc.get("servers") or []:
+                        servers.setdefault(server["id"], server)
+                todo = next_pages((docs[-1].get("meta") or {}).get("pagination"), fetched)
+        servers = list(servers.values())
         network_id = None
         network = self.get_option("network")
         if network:

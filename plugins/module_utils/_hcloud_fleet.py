@@ -45,6 +45,27 @@ def selector(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
+def in_fleet(labels: dict[str, str] | None, selector_labels: dict[str, str]) -> bool:
+    """Whether a server with ``labels`` belongs to the fleet marked by ``selector_labels``."""
+    labels = labels or {}
+    return all(labels.get(k) == str(v) for k, v in selector_labels.items())
+
+
+def taken_names(wanted: list[str], found: dict[str, dict[str, str]], selector_labels: dict[str, str]) -> list[str]:
+    """Names the fleet wants to create that a server outside the fleet already uses.
+
+    ``found`` maps each of those names that exists in the project to that server's labels. Server
+    names are unique per project, so such a create could only fail (``uniqueness_error``); it is
+    refused before the first create instead, leaving nothing half done.
+    """
+    return [n for n in wanted if n in found and not in_fleet(found[n], selector_labels)]
+
+
+def lock_holders(actions: list[dict[str, Any]]) -> str:
+    """``apply_firewall (action 7), start_server (action 8)``: the running actions that lock a server."""
+    return ", ".join(f"{a.get('command', '?')} (action {a.get('id', '?')})" for a in actions) or "an unlisted action"
+
+
 def desired_servers(servers: list[dict[str, Any]], common_labels: dict[str, str],
                     selector_labels: dict[str, str]) -> list[dict[str, Any]]:
     """Validated desired entries: unique RFC 1123 names, labels = selector + common + own."""

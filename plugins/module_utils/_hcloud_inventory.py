@@ -9,6 +9,24 @@ from __future__ import annotations
 import ipaddress
 
 
+def next_pages(pagination, fetched):
+    """The page numbers still to read after the pages in ``fetched``, from one page's
+    ``meta.pagination``.
+
+    ``next_page`` is the truth: ``last_page`` and ``total_entries`` may be null (Hetzner: "when the
+    total number of entries is unknown"). When ``last_page`` is known, every page up to it can be
+    read at once (concurrently); otherwise only ``next_page``, one at a time.
+    """
+    pagination = pagination or {}
+    nxt = pagination.get("next_page")
+    if not nxt or nxt in fetched:
+        return []
+    last = pagination.get("last_page")
+    if last and last >= nxt:
+        return [p for p in range(nxt, last + 1) if p not in fetched]
+    return [nxt]
+
+
 def public_ipv6(server):
     """A server's public IPv6 address: the first address (::1) of its /64, or None."""
     net = ((server.get("public_net") or {}).get("ipv6") or {}).get("ip")
@@ -48,8 +66,8 @@ def host_entry(server, *, role_label="role", role_groups=None, network_id=None, 
         "hcloud_status": server.get("status"),
         "hcloud_labels": labels,
         "hcloud_server_type": (server.get("server_type") or {}).get("name"),
-        "hcloud_location": ((server.get("datacenter") or {}).get("location") or {}).get("name"),
-        "hcloud_datacenter": (server.get("datacenter") or {}).get("name"),
+        # Servers carry `location` only: Hetzner removed `datacenter` after 1 July 2026.
+        "hcloud_location": (server.get("location") or {}).get("name"),
         "hcloud_image": (server.get("image") or {}).get("name"),
         "hcloud_private_networks": [{"network": a.get("network"), "ip": a.get("ip")}
                                     for a in server.get("private_net") or []],

@@ -29,9 +29,19 @@ description:
     it was confirmed removed from K3s - its name is in O(confirmed_removed) or it carries the label
     O(removed_label)C(=true); otherwise the module fails before any change (RV(failure.code) C(scale_in_refused)).
   - Before any create, the server type, location, image, SSH keys, placement group and networks are
-    looked up; an unknown one fails the task before anything is created. API errors (bad token,
-    quota exhausted, ...) fail with the API's code and message in RV(failure). Rate limiting (429)
-    is retried by the C(hcloud) library.
+    looked up, and every name to create is checked against the whole project; an unknown resource,
+    or a name already used by a server outside the fleet (RV(failure.code) C(name_taken)), fails
+    the task before anything is created. API errors (bad token, quota exhausted, ...) fail with the
+    API's code and message in RV(failure). Rate limiting (429) is retried by the C(hcloud) library.
+  - Safe to retry after a lost answer. A create whose answer is lost (connection dropped or timed
+    out, or a retry that meets C(uniqueness_error) because the first attempt did land) is never
+    blindly repeated - the server is looked up by name; if it exists with the fleet's labels the
+    module carries on with it (RV(recovered)), if it does not the create is posted again (at most
+    three attempts).
+  - A server is C(locked) (HTTP 423) while another action runs on it - for example the
+    C(apply_firewall) action Hetzner starts on every new server that a firewall's label selector
+    matches. Protection changes and deletes wait those actions out, at most O(lock_timeout)
+    seconds, and then fail naming the action they waited for.
 options:
   api_token:
     description: Hetzner Cloud API token (read/write). Prefer the environment or a vault variable.
@@ -121,6 +131,12 @@ options:
     description: Seconds between polls of the running actions (one request polls all of them).
     type: float
     default: 1.0
+  lock_timeout:
+    description:
+      - Seconds to wait, per server, for the actions that lock it (HTTP 423 C(locked)) before a
+        protection change or delete gives up.
+    type: int
+    default: 300
 requirements:
   - hcloud >= 2.0 (Python library)
 attributes:
@@ -195,6 +211,14 @@ drift:
   returned: always
   type: dict
   sample: {hetzner2: {server_type: {expected: cx33, actual: cx43}}}
+recovered:
+  description:
+    - Creates whose answer was lost but which had landed; the module found the server by name and
+      carried on with it instead of creating it again.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: hetzner2, after: connection lost (ConnectionError)}]
 failure:
   description: The API's (or the module's) error code and message when the task failed.
   returned: failure
@@ -208,10 +232,11 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_fleet import (
-    FleetError, desired_servers, diff, plan, selector, server_view)
+    FleetError, desired_servers, diff, in_fleet, lock_holders, plan, selector, server_view, taken_names)
 
 try:
     import hcloud
+    import requests
     from hcloud.images import Image
     from hcloud.locations import Location
     HCLOUD_IMPORT_ERROR = None
@@ -219,12 +244,8 @@ except ImportError:  # pragma: no cover - reported by the module
     HCLOUD_IMPORT_ERROR = traceback.format_exc()
 
 
-def _location_name(server):
-    """hcloud >= 2.26 has Server.location; older versions only Server.datacenter.location."""
-    location = getattr(server, "location", None)
-    if location is None:
-        location = server.datacenter.location
-    return location.name
+# Attempts at one create whose answer keeps getting lost before giving up.
+CREATE_ATTEMPTS = 3
 
 
 class Fleet:
@@ -237,7 +258,7 @@ class Fleet:
         self.spec = {"server_type": p["server_type"], "image": p["image"], "location": p["location"],
                      "placement_group": p["placement_group"], "networks": sorted(p["networks"])}
         self.result = {"changed": False, "servers": [], "created": [], "deleted": [], "protected": [],
-                       "surplus": [], "drift": {}}
+                       "surplus": [], "drift": {}, "recovered": []}
 
     # -- reading -----------------------------------------------------------------------------
     def existing(self):
@@ -251,7 +272,7 @@ class Fleet:
         return server_view(
             server.name, sid=server.id, status=server.status, server_type=server.server_type.name,
             image=server.image.name if server.image is not None else None,
-            location=_location_name(server), labels=server.labels or {},
+            location=server.location.name, labels=server.labels or {},
             placement_group=pg.name if pg is not None else None,
             networks=[self._networks.get(p.network.id, str(p.network.id)) for p in private],
             protection=server.protection,
@@ -287,10 +308,11 @@ class Fleet:
         return found
 
     # -- actions -----------------------------------------------------------------------------
-    def wait(self, action_ids):
+    def wait(self, action_ids, timeout=None):
         """Wait for every action together: one GET /actions?id=..&id=.. per poll (50 at a time)."""
         pending = list(dict.fromkeys(action_ids))
-        deadline = time.monotonic() + self.module.params["wait_timeout"]
+        timeout = self.module.params["wait_timeout"] if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         errors = []
         while pending:
             still = []
@@ -311,36 +333,109 @@ class Fleet:
             pending = still
             if pending:
                 if time.monotonic() > deadline:
-                    raise FleetError("timeout", f"actions {pending} still running after "
-                                                f"{self.module.params['wait_timeout']} s")
+                    raise FleetError("timeout", f"actions {pending} still running after {timeout} s")
                 time.sleep(self.module.params["poll_interval"])
         if errors:
             raise FleetError(errors[0]["code"], "; ".join(e["message"] for e in errors))
 
+    def running_actions(self, server_id):
+        """The actions running on one server now (what locks it)."""
+        resp = self.client.request("GET", f"/servers/{server_id}/actions", params={"status": "running"})
+        return resp.get("actions") or []
+
     def create(self, entries, refs):
         """Post every create, then wait for all their actions; a failed post stops further posts."""
-        p = self.module.params
         actions, failure = [], None
         for entry in entries:
+            try:
+                actions.extend(self._create_one(entry, refs))
+            except (hcloud.APIException, FleetError) as exc:
+                failure = exc
+                break
+            self.result["created"].append(entry["name"])
+            self.result["changed"] = True
+        self.wait(actions)
+        if failure is not None:
+            raise failure
+
+    def _create_one(self, entry, refs):
+        """POST one create; after a lost answer, look the server up by name before trying again.
+
+        Returns the IDs of the actions to wait for.
+        """
+        p = self.module.params
+        lost = None
+        for _attempt in range(CREATE_ATTEMPTS):
             try:
                 resp = self.client.servers.create(
                     entry["name"], server_type=refs["server_type"], image=Image(id=refs["image"].id),
                     location=Location(name=p["location"]), ssh_keys=refs["ssh_keys"] or None,
                     placement_group=refs["placement_group"], networks=refs["networks"] or None,
                     user_data=p["user_data"], labels=entry["labels"], start_after_create=True)
+                return [resp.action.id] + [a.id for a in resp.next_actions or []]
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                lost = f"connection lost ({type(exc).__name__})"
             except hcloud.APIException as exc:
-                failure = exc
-                break
-            self.result["created"].append(entry["name"])
-            self.result["changed"] = True
-            actions.append(resp.action.id)
-            actions.extend(a.id for a in resp.next_actions or [])
-        self.wait(actions)
-        if failure is not None:
-            raise failure
+                if exc.code != "uniqueness_error":
+                    raise
+                # hcloud retries a timed-out POST; the first attempt may have landed.
+                lost = "uniqueness_error on a repeated create"
+            found = self.client.servers.get_by_name(entry["name"])
+            if found is not None:
+                if not in_fleet(found.labels, p["selector_labels"]):
+                    raise FleetError("name_taken", f"{entry['name']} is used by a server outside the fleet "
+                                                   f"(labels {found.labels})")
+                self.result["recovered"].append({"name": entry["name"], "after": lost})
+                return [a["id"] for a in self.running_actions(found.id)]
+            if lost.startswith("uniqueness_error"):
+                raise FleetError("uniqueness_error", f"{entry['name']}: the API says the name is used, "
+                                                     "but no server has it")
+        raise FleetError("create_lost", f"{entry['name']}: {CREATE_ATTEMPTS} create attempts lost their "
+                                        f"answer and none landed ({lost})")
+
+    def check_names(self, entries):
+        """Fail before the first create if a wanted name is used by a server outside the fleet."""
+        found = {}
+        for entry in entries:
+            server = self.client.servers.get_by_name(entry["name"])
+            if server is not None:
+                found[entry["name"]] = server.labels or {}
+        taken = taken_names([e["name"] for e in entries], found, self.module.params["selector_labels"])
+        if taken:
+            raise FleetError("name_taken", (
+                f"{', '.join(taken)} {'is' if len(taken) == 1 else 'are'} already used by a server outside the "
+                f"fleet ({self.selector}); server names are unique per project. Rename or remove that server, "
+                "or choose other names. Nothing was changed"))
+
+    def unlocked(self, server, start):
+        """``start()`` an action on ``server``, waiting out 423 ``locked`` (another action runs on it)."""
+        timeout = self.module.params["lock_timeout"]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return start()
+            except hcloud.APIException as exc:
+                if exc.code != "locked":
+                    raise
+            holders = self.running_actions(server.id)
+            left = deadline - time.monotonic()
+            gave_up = FleetError("locked", f"{server.name} is still locked by {lock_holders(holders)} after "
+                                           f"{timeout} s (lock_timeout); nothing else was started on it")
+            if left <= 0:
+                raise gave_up
+            if not holders:
+                time.sleep(min(self.module.params["poll_interval"], left))
+                continue
+            try:
+                self.wait([a["id"] for a in holders], timeout=left)
+            except FleetError as exc:
+                if exc.code == "timeout":
+                    raise gave_up from None
+                raise
 
     def protect(self, names, servers, on):
-        actions = [servers[n].change_protection(delete=on, rebuild=on).id for n in names]
+        actions = [self.unlocked(servers[n], lambda n=n: servers[n].change_protection(delete=on, rebuild=on)).id
+                   for n in names]
         self.wait(actions)
 
     def delete(self, names, servers):
@@ -348,7 +443,7 @@ class Fleet:
         self.protect(unprotect, servers, False)
         actions = []
         for name in names:
-            actions.append(servers[name].delete().id)
+            actions.append(self.unlocked(servers[name], servers[name].delete).id)
             self.result["deleted"].append(name)
             self.result["changed"] = True
         self.wait(actions)
@@ -366,7 +461,10 @@ class Fleet:
             self.module.warn(f"{name} differs from the request (reported, not changed): " +
                              ", ".join(f"{f} is {v['actual']!r}, expected {v['expected']!r}"
                                        for f, v in fields.items()))
-        refs = self.resolve() if the_plan.create else None
+        refs = None
+        if the_plan.create:
+            refs = self.resolve()
+            self.check_names(the_plan.create)
         if self.module._diff:
             self.result["diff"] = diff(views, the_plan, self.spec)
         if self.module.check_mode:
@@ -417,6 +515,7 @@ def main():
             confirmed_removed=dict(type="list", elements="str", default=[]),
             removed_label=dict(type="str", default="k3s-removed"),
             wait_timeout=dict(type="int", default=900),
+            lock_timeout=dict(type="int", default=300),
             poll_interval=dict(type="float", default=1.0),
         ),
         supports_check_mode=True,
@@ -440,6 +539,12 @@ def main():
         module.fail_json(msg=f"Hetzner Cloud client error: {exc}",
                          failure={"code": "client_error", "message": str(exc)},
                          **partial)
+    except requests.exceptions.RequestException as exc:
+        # A read or an action whose answer was lost; what was already applied is in the result,
+        # and a re-run converges from the API's state.
+        partial = fleet.result if fleet is not None else {}
+        module.fail_json(msg=f"Hetzner Cloud API unreachable or the answer was lost: {exc}",
+                         failure={"code": "connection_error", "message": str(exc)}, **partial)
     module.exit_json(**result)
 
 

@@ -228,3 +228,107 @@ def test_inventory_groups_hostvars_and_cache(hcloud_api, tmp_path) -> None:
     again = _inventory(tmp_path, hcloud_api)
     assert sorted(again["k3s_servers"]["hosts"]) == ["hetzner1", "hetzner2", "hetzner3"]
     assert len(hcloud_api.log) == calls
+
+
+@pytest.mark.parametrize("unknown_totals", [True, False], ids=["last_page-null", "last_page-known"])
+def test_inventory_reads_every_page_by_next_page(hcloud_api, tmp_path, unknown_totals) -> None:
+    """120 servers, 3 pages of 50: with last_page and total_entries null (the vendor's answer when it
+    does not know the total) the inventory still lists all of them, each with its location."""
+    for i in range(120):
+        server = hcloud_api._new_server({"name": f"node{i:03d}", "server_type": "cx33", "image": "ubuntu-24.04",
+                                         "location": ("nbg1", "fsn1", "hel1")[i % 3],
+                                         "labels": {"cluster": "honeydue", "role": "k3s-server"}})
+        server["status"] = "running"
+        hcloud_api.servers[server["id"]] = server
+    hcloud_api.unknown_totals = unknown_totals
+    inv = _inventory(tmp_path, hcloud_api)
+    hostvars = inv["_meta"]["hostvars"]
+    assert len(inv["k3s_servers"]["hosts"]) == 120 == len(hostvars)
+    assert {_plain(hostvars[f"node{i:03d}"]["hcloud_location"]) for i in range(3)} == {"nbg1", "fsn1", "hel1"}
+    assert all(_plain(h["hcloud_location"]) in ("nbg1", "fsn1", "hel1") for h in hostvars.values())
+    assert all("hcloud_datacenter" not in h for h in hostvars.values())
+    pages = sorted(int(r.query["page"][0]) for r in hcloud_api.calls("GET", r"^/v1/servers$"))
+    assert pages == [1, 2, 3]
+
+
+# -- the vendor as it is today: locked servers, taken names, lost answers -------------------------
+def _fleet_play(names, **extra):
+    task = {"name": "fleet", "honeydue.infra.hcloud_fleet": {
+        "servers": [{"name": n} for n in names], "selector_labels": {"cluster": "honeydue"},
+        "poll_interval": 0.05, **extra}, "ignore_errors": True}
+    return [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]
+
+
+@pytest.mark.slow
+def test_provision_waits_out_servers_locked_by_the_label_selector_firewall(hcloud_api, playbook, tmp_path) -> None:
+    """Every new server matches the cloud firewall's label selector, so Hetzner starts an
+    apply_firewall action on it that outlasts the create; protection meets 423 locked and waits.
+    With the private network on, so that every hetzner.hcloud module the role calls (network and
+    subnetwork included) runs against the stand-in as it answers today."""
+    hcloud_api.action_delay, hcloud_api.firewall_apply_delay = 0.2, 1.5
+    extra = _vars(tmp_path, hcloud_provision_network_enabled=True)
+    run = playbook(PROVISION, env=_env(hcloud_api), extra_args=extra)
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    locked = [c for c in hcloud_api.calls("POST", r"/actions/change_protection$") if c.status == 423]
+    assert locked, "the stand-in never locked a server: the test would prove nothing"
+    assert all(s["protection"] == {"delete": True, "rebuild": True} for s in hcloud_api.servers.values())
+    applied = [a for a in hcloud_api.actions.values() if a.command == "apply_firewall" and a.concerns("server")]
+    assert {sid for a in applied for t, sid in a.resources if t == "server"} == set(hcloud_api.servers)
+    (net,) = hcloud_api.networks.values()
+    assert len(net["subnets"]) == 1 and sorted(net["servers"]) == sorted(hcloud_api.servers)
+    assert all(len(s["private_net"]) == 1 for s in hcloud_api.servers.values())
+    again = playbook(PROVISION, env=_env(hcloud_api), extra_args=extra)
+    assert again.rc == 0 and again.changed() == 0
+
+
+def test_fleet_gives_up_on_a_lock_naming_the_action(hcloud_api, playbook) -> None:
+    hcloud_api.firewall_apply_delay = 30.0
+    run = playbook([{"hosts": "localhost", "gather_facts": False, "tasks": [{
+        "name": "firewall by label", "hetzner.hcloud.firewall": {"name": "fw", "state": "present"}}, {
+        "name": "apply", "hetzner.hcloud.firewall_resource": {
+            "firewall": "fw", "label_selectors": ["cluster=honeydue"], "state": "present"}}]}]
+        + _fleet_play(["hetzner1"], lock_timeout=1), env=_env(hcloud_api))
+    result = run.task_results("fleet")
+    assert result["failed"] and result["failure"]["code"] == "locked"
+    assert "apply_firewall (action" in result["msg"] and "hetzner1" in result["msg"]
+    assert result["created"] == ["hetzner1"] and result["changed"] is True
+
+
+def test_fleet_refuses_a_name_taken_outside_the_fleet_before_any_create(hcloud_api, playbook) -> None:
+    api = hcloud.Client(TOKEN, api_endpoint=hcloud_api.url + "/v1", poll_interval=0.01)
+    api.servers.create("hetzner2", server_type=ServerType(name="cx33"), image=Image(name="ubuntu-24.04"),
+                       labels={"cluster": "someone-else"})
+    before = len(_writes(hcloud_api))
+    for check in (True, False):
+        run = playbook(_fleet_play(["hetzner1", "hetzner2", "hetzner3"]), env=_env(hcloud_api),
+                       extra_args=["--check"] if check else [])
+        result = run.task_results("fleet")
+        assert result["failed"] and result["failure"]["code"] == "name_taken", result
+        assert "hetzner2" in result["msg"] and result["created"] == []
+        assert len(_writes(hcloud_api)) == before  # nothing created, not even hetzner1
+
+
+@pytest.mark.parametrize("drop", ["after", "before"])
+def test_fleet_survives_a_lost_create_answer(hcloud_api, playbook, drop) -> None:
+    """The second create's connection drops: after the server was created ("after"), or before the
+    request was applied ("before"). Either way every server exists exactly once and a re-run is a no-op."""
+    hcloud_api.inject(method="POST", path=r"^/v1/servers$")  # the first create passes (a no-op fault) ...
+    hcloud_api.inject(method="POST", path=r"^/v1/servers$", drop=drop)  # ... the second loses its answer
+    run = playbook(_fleet_play(["hetzner1", "hetzner2", "hetzner3"]), env=_env(hcloud_api))
+    result = run.task_results("fleet")
+    assert not result.get("failed"), result
+    names = sorted(s["name"] for s in hcloud_api.servers.values())
+    assert names == ["hetzner1", "hetzner2", "hetzner3"]
+    assert result["created"] == ["hetzner1", "hetzner2", "hetzner3"]
+    dropped = [c for c in hcloud_api.calls("POST", r"^/v1/servers$") if c.status == 0]
+    assert len(dropped) == 1
+    if drop == "after":
+        assert result["recovered"] == [{"name": "hetzner2", "after": "connection lost (ConnectionError)"}]
+        assert len(hcloud_api.calls("POST", r"^/v1/servers$")) == 3
+    else:
+        assert result["recovered"] == []
+        assert len(hcloud_api.calls("POST", r"^/v1/servers$")) == 4
+    assert not [c for c in hcloud_api.calls("POST", r"^/v1/servers$") if c.status == 409]
+    assert all(s["protection"]["delete"] and s["status"] == "running" for s in hcloud_api.servers.values())
+    again = playbook(_fleet_play(["hetzner1", "hetzner2", "hetzner3"]), env=_env(hcloud_api))
+    assert again.task_results("fleet")["changed"] is False

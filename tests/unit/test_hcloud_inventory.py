@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_inventory import host_entry, public_ipv6
+from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_inventory import host_entry, next_pages, public_ipv6
 
 ROLES = {"k3s-server": "k3s_servers", "k3s-agent": "k3s_agents"}
 
@@ -14,7 +14,7 @@ def server(name="hetzner1", role="k3s-server", private=None):
         "public_net": {"ipv4": {"ip": "203.0.113.10"}, "ipv6": {"ip": "2001:db8:1:2::/64"}},
         "private_net": [{"network": 7, "ip": private}] if private else [],
         "server_type": {"name": "cx33"}, "image": {"name": "ubuntu-24.04"},
-        "datacenter": {"name": "nbg1-dc3", "location": {"name": "nbg1"}},
+        "location": {"name": "nbg1", "network_zone": "eu-central"},  # no `datacenter` since July 2026
     }
 
 
@@ -24,6 +24,7 @@ def test_public_addresses_and_role_group():
     assert hv["ansible_host"] == hv["honeydue_node_ip"] == hv["honeydue_public_ipv4"] == "203.0.113.10"
     assert hv["honeydue_public_ipv6"] == "2001:db8:1:2::1" and hv["ansible_user"] == "deploy"
     assert (hv["hcloud_location"], hv["hcloud_server_type"], hv["hcloud_image"]) == ("nbg1", "cx33", "ubuntu-24.04")
+    assert "hcloud_datacenter" not in hv
 
 
 def test_private_network_address_is_used_for_connection_and_cluster_traffic():
@@ -44,3 +45,21 @@ def test_agents_and_unknown_roles():
 
 def test_no_ipv6():
     assert public_ipv6({"public_net": {"ipv4": {"ip": "203.0.113.1"}, "ipv6": None}}) is None
+
+
+def meta(page, next_page, last_page=None, total=None):
+    return {"page": page, "per_page": 50, "previous_page": page - 1 or None, "next_page": next_page,
+            "last_page": last_page, "total_entries": total}
+
+
+@pytest.mark.parametrize("pagination, fetched, expected", [
+    (meta(1, 2, 3, 120), {1}, [2, 3]),  # last_page known: read the rest at once
+    (meta(1, 2), {1}, [2]),  # last_page null: only next_page
+    (meta(2, 3), {1, 2}, [3]),
+    (meta(3, None), {1, 2, 3}, []),  # the end
+    (meta(3, 4, 3, 150), {1, 2, 3}, [4]),  # a stale last_page: next_page still wins
+    (meta(2, 2), {1, 2}, []),  # a broken answer that points back: no endless loop
+    (None, {1}, []),
+])
+def test_next_pages_follow_next_page_not_last_page(pagination, fetched, expected):
+    assert next_pages(pagination, fetched) == expected
