@@ -101,3 +101,24 @@ def test_plan_never_recreates_and_never_deletes_unconfirmed(wanted, existing, re
     assert set(p.delete) <= set(confirmed) and set(p.delete) == set(existing) - set(wanted)
     assert not p.delete or allow
     assert created | set(p.keep) == set(wanted)
+
+
+# -- names taken outside the fleet, lock holders --------------------------------------------------
+def test_in_fleet_needs_every_selector_label():
+    from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_fleet import in_fleet
+    assert in_fleet({"cluster": "honeydue", "role": "x"}, SEL)
+    assert not in_fleet({"cluster": "other"}, SEL) and not in_fleet({}, SEL) and not in_fleet(None, SEL)
+
+
+def test_taken_names_are_only_those_used_outside_the_fleet():
+    from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_fleet import taken_names
+    found = {"hetzner2": {"cluster": "someone-else"}, "hetzner3": {"cluster": "honeydue"}}
+    assert taken_names(["hetzner1", "hetzner2", "hetzner3"], found, SEL) == ["hetzner2"]
+    assert taken_names(["hetzner1"], {}, SEL) == []
+
+
+def test_lock_holders_name_the_actions():
+    from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_fleet import lock_holders
+    assert lock_holders([{"id": 7, "command": "apply_firewall"}, {"id": 8, "command": "start_server"}]) == (
+        "apply_firewall (action 7), start_server (action 8)")
+    assert lock_holders([]) == "an unlisted action"
