@@ -19,6 +19,8 @@ answer of api.cloudflare.com quoted in a public issue:
 * 81054 ``A CNAME record with that host already exists. ...`` -- an A/AAAA where a CNAME exists;
   jeessy2/ddns-go#1557, favonia/cloudflare-ddns#990 (HTTP 400).
 * 9006 for AAAA content is by analogy with 9005 (unverified).
+
+Proxied records are stored with TTL 1 (Auto) whatever TTL was sent: :func:`stored_ttl`.
 """
 from __future__ import annotations
 
@@ -107,6 +109,16 @@ def ttl_error(ttl: Any) -> Error | None:
     if ttl == TTL_AUTO or (isinstance(ttl, (int, float)) and TTL_MIN <= ttl <= TTL_MAX):
         return None
     return dns_validation(9021, "TTL must be between 60 and 86400 seconds, or 1 for Automatic.")
+
+
+def stored_ttl(record: dict[str, Any]) -> Any:
+    """The TTL Cloudflare stores: 1 (Auto) for a proxied record whatever was sent, else the one sent.
+
+    "All proxied records have a time to live (TTL) of Auto ... This value cannot be edited"
+    (https://developers.cloudflare.com/dns/proxy-status/); the API answers ``ttl: 1``
+    (cloudflare/terraform-provider-cloudflare#126, DNSControl/dnscontrol#489).
+    """
+    return TTL_AUTO if record.get("proxied") else record.get("ttl", TTL_AUTO)
 
 
 def proxied_error(rtype: str, proxied: Any) -> Error | None:

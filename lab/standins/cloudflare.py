@@ -9,6 +9,35 @@
 * Known errata of the vendored schema (2024-08) are applied explicitly in :func:`contract_spec`,
   each with the evidence that the real service behaves differently; nothing else is relaxed.
 
+Vendor behaviours modelled (as the API behaves in 2026), with their sources:
+
+* Proxied records always have TTL 1 (Auto): whatever ``ttl`` a create, PUT, PATCH or batch
+  post/put/patch sends for a record that ends up proxied, the record is stored and answered with
+  ``ttl: 1``. "By default, all proxied records have a time to live (TTL) of Auto, which is set to
+  300 seconds. This value cannot be edited." -- *Proxy status*,
+  https://developers.cloudflare.com/dns/proxy-status/ (and *Time to Live (TTL)*,
+  https://developers.cloudflare.com/dns/manage-dns-records/reference/ttl/). The API accepts the
+  request and answers ``ttl: 1`` (cloudflare/terraform-provider-cloudflare#126: ``ttl = 300`` with
+  ``proxied = true`` reads back as 1, "It's how Cloudflare API works"; DNSControl/dnscontrol#489:
+  proxied records "are always forced to have a TTL of 1", so a client comparing TTLs updates on
+  every run). The sent TTL is still range-checked first (9021 below): the stand-in's choice.
+* Rate limit: "The global rate limit for the Cloudflare API is 1,200 requests per five minute
+  period per user ... If you exceed this limit, all API calls for the next five minutes will be
+  blocked, receiving a HTTP 429 response." Answers carry ``Ratelimit`` (``"default";r=<remaining>;
+  t=<seconds to reset>``) and ``Ratelimit-Policy`` (``"default";q=1200;w=300``); a 429 carries
+  ``retry-after``, "the number of seconds, rounded up, until more capacity is available" -- *Rate
+  limits*, https://developers.cloudflare.com/fundamentals/api/reference/limits/ and the changelog
+  *Introducing new headers for rate limiting on Cloudflare's API* (2025-09-03). :class:`RateLimiter`
+  models it (on by default: 1,200 per 300 s, then blocked for 300 s; one user per stand-in);
+  the policy name ``default`` is the docs' example, not observed. ``POST /_standin/rate_limit``
+  ``{"limit": N, "window": s, "block": s}`` reconfigures it (``"limit": null`` turns it off), and
+  ``{"retry_after": s}`` (1..300) sets the ``retry-after`` of the injected ``rate_limit`` fault;
+  :meth:`CloudflareStandIn.rate_limited` builds that answer with any wait up to 300 s.
+* The batch endpoint runs in one transaction (all or nothing) in the order deletes, patches,
+  puts, posts (dns_records_batch.md). A batch whose answer is lost (``inject(..., drop="after")``,
+  :mod:`lab.standins._server`) is applied; sending it again fails like Cloudflare does (81044 for a
+  delete of a record already gone, 81058 for a post of a record that now exists).
+
 Vendor answers used here (verbatim answers of api.cloudflare.com quoted in public issues):
 
 * no credentials: 400 ``9106 Missing X-Auth-Key, X-Auth-Email or Authorization headers``
@@ -25,8 +54,12 @@ Vendor answers used here (verbatim answers of api.cloudflare.com quoted in publi
 from __future__ import annotations
 
 import copy
+import math
 import re
 import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Callable
@@ -35,13 +68,17 @@ from openapi_schema_validator import OAS30Validator
 
 from lab.standins import _cfdns as dns
 from lab.standins._openapi import Contract, Operation, load_spec
-from lab.standins._server import Request, Response, StandIn
+from lab.standins._server import CONTROL_PREFIX, Request, Response, StandIn
 
 API = "/client/v4"
 SPEC = "cloudflare/dns-zones.openapi.json"
 DEFAULT_ZONE = "honeydue.example"
 FREE_PLAN_BATCH_LIMIT = 200  # dns_records_batch.md: 200 on Free, 3,500 on paid plans
 RATE_LIMIT_CODE = 971
+RATE_LIMIT = 1200  # requests per RATE_WINDOW seconds, per user (Rate limits, developers.cloudflare.com)
+RATE_WINDOW = 300.0
+RATE_BLOCK = 300.0  # "all API calls for the next five minutes will be blocked"
+MAX_RETRY_AFTER = 300
 SERVER_ASSIGNED = ("id", "proxiable", "created_on", "modified_on")
 BATCH_KEYS = ("deletes", "patches", "puts", "posts")
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -142,6 +179,51 @@ def _envelope() -> Envelope:
     return Envelope()
 
 
+# -- the global rate limit -------------------------------------------------------------------------
+@dataclass
+class RateLimiter:
+    """Cloudflare's global API limit: ``limit`` requests per sliding ``window`` seconds; the request
+    past it and every request for the next ``block`` seconds are refused (429 + ``retry-after``).
+
+    Deterministic: the caller passes the time (``now``, seconds on a monotonic clock).
+    """
+
+    limit: int = RATE_LIMIT
+    window: float = RATE_WINDOW
+    block: float = RATE_BLOCK
+    hits: deque[float] = field(default_factory=deque)
+    blocked_until: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.window <= 0 or not 0 < self.block <= MAX_RETRY_AFTER:
+            raise ValueError(f"rate limit needs limit >= 1, window > 0 and 0 < block <= {MAX_RETRY_AFTER}")
+
+    def admit(self, now: float) -> int | None:
+        """Count one request: None when it may proceed, else the seconds to wait (rounded up)."""
+        if self.blocked_until is not None:
+            if now < self.blocked_until:
+                return max(1, math.ceil(round(self.blocked_until - now, 6)))
+            self.blocked_until = None
+        while self.hits and self.hits[0] <= now - self.window:
+            self.hits.popleft()
+        if len(self.hits) >= self.limit:
+            self.blocked_until = now + self.block
+            self.hits.clear()
+            return max(1, math.ceil(self.block))
+        self.hits.append(now)
+        return None
+
+    def headers(self, now: float) -> dict[str, str]:
+        """``Ratelimit`` (remaining, seconds to reset) and ``Ratelimit-Policy`` (quota, window)."""
+        if self.blocked_until is not None and now < self.blocked_until:
+            remaining, reset = 0, math.ceil(round(self.blocked_until - now, 6))
+        else:
+            remaining = max(0, self.limit - len(self.hits))
+            reset = math.ceil(round(self.hits[0] + self.window - now, 6)) if self.hits else math.ceil(self.window)
+        return {"Ratelimit": f'"default";r={remaining};t={max(0, reset)}',
+                "Ratelimit-Policy": f'"default";q={self.limit};w={math.ceil(self.window)}'}
+
+
 # -- envelopes ------------------------------------------------------------------------------------
 def ok(result: Any, result_info: dict[str, int] | None = None) -> Response:
     body: Body = {"result": result, "success": True, "errors": [], "messages": []}
@@ -163,16 +245,28 @@ def _new_id() -> str:
     return secrets.token_hex(16)
 
 
+def _retry_after(seconds: Any) -> int:
+    """A ``retry-after`` Cloudflare can send: whole seconds, 1..300 (blocked "for up to 5 minutes")."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= MAX_RETRY_AFTER:
+        raise ValueError(f"retry_after must be 1..{MAX_RETRY_AFTER} seconds, not {seconds!r}")
+    return math.ceil(seconds)
+
+
 class CloudflareStandIn(StandIn):
     """Cloudflare API v4 stand-in (zones, DNS records, batch) on 127.0.0.1."""
 
     name = "cloudflare"
 
     def __init__(self, token: str = "test-token", port: int = 0, zones: list[str] | None = None,
-                 batch_limit: int = FREE_PLAN_BATCH_LIMIT, retry_after: int = 1) -> None:
+                 batch_limit: int = FREE_PLAN_BATCH_LIMIT, retry_after: int = 1,
+                 rate_limit: int | None = RATE_LIMIT, rate_window: float = RATE_WINDOW,
+                 rate_block: float = RATE_BLOCK, clock: Callable[[], float] = time.monotonic) -> None:
         self._seed = list(zones) if zones is not None else [DEFAULT_ZONE]
         self.batch_limit = batch_limit
-        self.retry_after = retry_after
+        self.retry_after = _retry_after(retry_after)
+        self._rate = (rate_limit, rate_window, rate_block)
+        self._clock = clock
+        self.limiter: RateLimiter | None = None  # built by _initial_state (and again by reset)
         self.contract = _contract()
         self.envelope = _envelope()
         self.zones: dict[str, Body] = {}
@@ -186,6 +280,16 @@ class CloudflareStandIn(StandIn):
         self.records = {}
         for name in self._seed:
             self.add_zone(name)
+        self.configure_rate_limit(*self._rate)  # a fresh limiter, as configured
+
+    def configure_rate_limit(self, limit: int | None = RATE_LIMIT, window: float = RATE_WINDOW,
+                             block: float = RATE_BLOCK) -> None:
+        """The global rate limit (Cloudflare's: 1,200 per 300 s, then 300 s blocked); None: off."""
+        limiter = RateLimiter(int(limit) if limit is not None else 1, float(window), float(block))  # checks all three
+        limiter = limiter if limit is not None else None
+        with self._lock:
+            self._rate = (limit, window, block)
+            self.limiter = limiter
 
     def add_zone(self, name: str) -> Body:
         """Register an active zone (``POST /_standin/zones {"name": ...}`` from outside)."""
@@ -210,7 +314,26 @@ class CloudflareStandIn(StandIn):
         return next(z for z in self.zones.values() if z["name"] == name)
 
     def control(self, req: Request, what: str) -> Response:
-        """``POST /_standin/zones {"name": ...}`` adds a zone; ``GET /_standin/zones`` lists them."""
+        """``POST /_standin/zones {"name": ...}`` adds a zone; ``GET /_standin/zones`` lists them.
+
+        ``POST /_standin/rate_limit {"limit": N|null, "window": s, "block": s, "retry_after": s}``
+        sets the rate limiter and the ``retry-after`` of the ``rate_limit`` fault (any key optional).
+        """
+        if what == "rate_limit" and req.method == "POST":
+            spec = req.body if isinstance(req.body, dict) else {}
+            limit, window, block = self._rate
+            try:
+                if "retry_after" in spec:
+                    self.retry_after = _retry_after(spec["retry_after"])
+                if {"limit", "window", "block"} & set(spec):
+                    self.configure_rate_limit(spec.get("limit", limit), spec.get("window", window),
+                                              spec.get("block", block))
+            except (TypeError, ValueError) as exc:
+                return Response(400, {"error": str(exc)})
+            return Response(204)
+        if what == "rate_limit" and req.method == "GET":
+            limit, window, block = self._rate
+            return Response(200, {"limit": limit, "window": window, "block": block, "retry_after": self.retry_after})
         if what == "zones" and req.method == "POST":
             name = (req.body or {}).get("name")
             if not isinstance(name, str) or not name:
@@ -248,12 +371,21 @@ class CloudflareStandIn(StandIn):
         self._check_envelope(req, resp)
         return resp
 
+    def rate_limited(self, retry_after: int | None = None) -> Response:
+        """Cloudflare's 429: code 971 and ``retry-after`` in seconds (1..300; default ``retry_after``)."""
+        wait = _retry_after(self.retry_after if retry_after is None else retry_after)
+        resp = fail(429, dns.error(RATE_LIMIT_CODE, "Please wait and consider throttling your request speed"),
+                    headers={"retry-after": str(wait)})
+        problems = self.envelope.problems(resp.status, resp.body)
+        if problems:
+            self.contract_violations.append(f"rate limit: {problems}")
+        return resp
+
     def fault_response(self, kind: str) -> Response:
         """Canned vendor answers. Only ``rate_limit`` is verbatim vendor text; see the report."""
         if kind == "rate_limit":
-            resp = fail(429, dns.error(RATE_LIMIT_CODE, "Please wait and consider throttling your request speed"),
-                        headers={"retry-after": str(self.retry_after)})
-        elif kind == "server_error":
+            return self.rate_limited()
+        if kind == "server_error":
             resp = fail(500, dns.error(1000, "Internal Server Error"))  # code: stand-in's choice
         elif kind == "conflict":
             # 81057 is the vendor's older duplicate-record answer (NewFuture/DDNS#21), HTTP 400.
@@ -266,6 +398,27 @@ class CloudflareStandIn(StandIn):
         if problems:
             self.contract_violations.append(f"fault {kind}: {problems}")
         return resp
+
+    # -- the request path: the global rate limit first ------------------------------------------------
+    def handle(self, req: Request) -> Response:
+        """Every API request counts against the rate limit; past it, 429 without reaching the API."""
+        if req.path.startswith(CONTROL_PREFIX):
+            return super().handle(req)
+        with self._lock:
+            limiter = self.limiter
+            now = self._clock()
+            wait = limiter.admit(now) if limiter is not None else None
+            headers = limiter.headers(now) if limiter is not None else {}
+        if wait is not None:
+            if self.latency:
+                time.sleep(self.latency)
+            resp = self.rate_limited(wait)
+            resp.headers.update(headers)
+            self._record(req, resp.status)
+            return resp
+        resp = super().handle(req)
+        # Injected fault answers are shared between requests: answer a copy with the headers.
+        return Response(resp.status, resp.body, {**headers, **resp.headers})
 
     # -- dispatch --------------------------------------------------------------------------------
     def dispatch(self, req: Request) -> Response:
@@ -442,11 +595,12 @@ class CloudflareStandIn(StandIn):
             return None, fail(400, dns.error(1004, "DNS Validation Error",
                                              chain=[{"code": 1004, "message": p} for p in problems]))
         record = self._make_record(zone, body, current)
-        errors = dns.record_errors(record)
+        errors = dns.record_errors(record)  # the TTL sent is range-checked even for a proxied record
         conflict = dns.conflict_error(record, records.values())
         first = errors[0] if errors else conflict
         if first is not None:
             return None, fail(400, first)
+        record["ttl"] = dns.stored_ttl(record)  # proxied: always 1 (Auto), whatever was sent
         return record, None
 
     def _make_record(self, zone: Body, body: Body, current: Body | None) -> Body:

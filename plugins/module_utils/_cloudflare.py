@@ -4,12 +4,19 @@
 
 Why not the official ``cloudflare`` SDK: it is a large generated package (and another pinned
 dependency on every controller) for the four calls needed here (zone lookup, paginated record
-list, batch). This client is ~150 lines on ansible's own ``open_url``, works with any Python the
+list, batch). This client is ~200 lines on ansible's own ``open_url``, works with any Python the
 controller runs, counts its calls, and implements the retry policy the module documents:
 
-* HTTP 429: wait ``retry-after`` seconds (Cloudflare sends it), then retry;
-* 5xx and connection errors: exponential back-off from ``backoff`` seconds;
-* both bounded by ``max_retries`` and by ``max_wait`` seconds of total waiting.
+* HTTP 429 (reads and writes): wait ``retry-after`` seconds, then send again. Cloudflare refuses a
+  rate-limited call before processing it ("all API calls for the next five minutes will be
+  blocked", https://developers.cloudflare.com/fundamentals/api/reference/limits/), so resending
+  it is safe. When the wait would take the total past ``max_wait`` the call fails at once, saying
+  how long Cloudflare asked to wait; it never sleeps past ``max_wait``.
+* 5xx and connection errors: reads (GET) are retried with exponential back-off from ``backoff``
+  seconds. Writes are never resent: a write that got a 5xx or no answer may have been applied, so
+  the error says so (:attr:`CloudflareError.outcome` ``unknown``) and the caller lists the records
+  again and plans again (``_cf_plan.converge``).
+* all bounded by ``max_retries`` and by ``max_wait`` seconds of total waiting.
 
 The token travels only in the Authorization header and never appears in errors or results.
 """
@@ -17,31 +24,78 @@ from __future__ import annotations
 
 import json
 import time
+from email.utils import parsedate_to_datetime
 
+from ansible.module_utils.six.moves.http_client import HTTPException
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlencode
 from ansible.module_utils.urls import open_url
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+READS = frozenset({"GET", "HEAD"})
+# Refusals that mean "your view of the zone is stale" (nothing applied: a batch is one transaction):
+# 81044 Record does not exist, 81057 Record already exists, 81058 An identical record already exists.
+STALE_CODES = frozenset({81044, 81057, 81058})
 
 
 class CloudflareError(Exception):
-    """A failed call: HTTP status and Cloudflare's ``errors`` list (code, message)."""
+    """A failed call: HTTP status (None: no answer) and Cloudflare's ``errors`` list (code, message).
 
-    def __init__(self, status, errors, method="", path=""):
+    ``retry_after`` is set on a 429 that was not waited out (with ``waited`` and ``max_wait``).
+    """
+
+    def __init__(self, status, errors, method="", path="", retry_after=None, waited=0.0, max_wait=None,
+                 gave_up=""):
         self.status = status
         self.errors = errors or [{"code": None, "message": "no error details in the answer"}]
         self.method = method
         self.path = path
+        self.retry_after = retry_after
+        self.waited = waited
+        self.max_wait = max_wait
+        self.gave_up = gave_up
         super().__init__(self.summary())
+
+    @property
+    def is_write(self):
+        return bool(self.method) and self.method not in READS
+
+    @property
+    def outcome(self):
+        """For a write: ``unknown`` (no answer or 5xx: it may have been applied), ``stale`` (refused
+        because the zone changed since it was listed) or ``refused`` (not applied)."""
+        if self.status is None or self.status >= 500:
+            return "unknown"
+        if any(e.get("code") in STALE_CODES for e in self.errors):
+            return "stale"
+        return "refused"
 
     def summary(self):
         parts = [f"{e.get('code')}: {e.get('message')}" for e in self.errors]
-        return f"Cloudflare API {self.method} {self.path} failed (HTTP {self.status}): " + "; ".join(parts)
+        status = f"HTTP {self.status}" if self.status is not None else "no answer"
+        msg = f"Cloudflare API {self.method} {self.path} failed ({status}): " + "; ".join(parts)
+        if self.retry_after is not None:
+            msg += (f". Cloudflare asked to wait {self.retry_after:g} s (retry-after) before calling again"
+                    f" (it blocks for up to 300 s after 1,200 requests in 5 minutes); ")
+            if self.gave_up:
+                msg += f"{self.gave_up}, so not waiting"
+            else:
+                msg += (f"that is more than max_wait={self.max_wait:g} s allows (already waited {self.waited:g} s),"
+                        " so not waiting: run again later or raise max_wait")
+        elif self.gave_up:
+            msg += f" ({self.gave_up})"
+        if self.is_write and self.outcome == "unknown":
+            msg += "; the write may or may not have been applied"
+        return msg
 
     def as_dict(self):
-        return {"status": self.status, "method": self.method, "path": self.path,
-                "errors": [{"code": e.get("code"), "message": e.get("message")} for e in self.errors]}
+        out = {"status": self.status, "method": self.method, "path": self.path,
+               "errors": [{"code": e.get("code"), "message": e.get("message")} for e in self.errors]}
+        if self.retry_after is not None:
+            out["retry_after"] = self.retry_after
+        if self.is_write:
+            out["outcome"] = self.outcome
+        return out
 
 
 def _errors_of(raw):
@@ -50,6 +104,23 @@ def _errors_of(raw):
         return (json.loads(raw) if raw else {}).get("errors")
     except (ValueError, AttributeError):
         return [{"code": None, "message": "answer is not JSON"}]
+
+
+def retry_after_seconds(headers, now=None):
+    """``retry-after`` in seconds: Cloudflare sends whole seconds; an HTTP date is accepted too.
+    1 when the header is missing or unreadable."""
+    value = (headers or {}).get("retry-after")
+    if value is None:
+        return 1.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return 1.0
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class CloudflareClient:
@@ -69,6 +140,7 @@ class CloudflareClient:
     def request(self, method, path, query=None, body=None):
         url = self.base_url + path + ("?" + urlencode(query) if query else "")
         data = json.dumps(body).encode() if body is not None else None
+        read = method in READS
         attempt = 0
         while True:
             attempt += 1
@@ -78,36 +150,41 @@ class CloudflareClient:
                                 headers={"Authorization": f"Bearer {self._token}",
                                          "Content-Type": "application/json"},
                                 validate_certs=True, follow_redirects="none")
-                return self._decode(resp.read(), resp.getcode(), method, path)
+                raw, status = resp.read(), resp.getcode()
             except HTTPError as exc:
                 payload = exc.read() if hasattr(exc, "read") else b""
-                delay = self._retry_delay(exc.code, exc.headers, attempt)
+                wait = retry_after_seconds(exc.headers) if exc.code == 429 else None
+                delay, gave_up = self._retry_delay(exc.code, wait, attempt, read)
                 if delay is None:
-                    raise CloudflareError(exc.code, _errors_of(payload), method, path) from None
-            except URLError as exc:
-                delay = self._retry_delay(None, None, attempt)
+                    raise CloudflareError(exc.code, _errors_of(payload), method, path, retry_after=wait,
+                                          waited=self.waited, max_wait=self.max_wait, gave_up=gave_up) from None
+            except (URLError, OSError, HTTPException) as exc:
+                # No answer: refused, reset, timed out, or closed before the status line.
+                reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+                delay, gave_up = self._retry_delay(None, None, attempt, read)
                 if delay is None:
-                    raise CloudflareError(None, [{"code": None, "message": f"connection failed: {exc.reason}"}],
-                                          method, path) from None
+                    raise CloudflareError(None, [{"code": None, "message": f"connection failed: {reason}"}],
+                                          method, path, gave_up=gave_up) from None
+            else:
+                return self._decode(raw, status, method, path)
             self._sleep(delay)
             self.waited += delay
 
-    def _retry_delay(self, status, headers, attempt):
-        """Seconds to wait before retrying, or None when the call must not be retried."""
-        if attempt > self.max_retries:
-            return None
+    def _retry_delay(self, status, retry_after, attempt, read):
+        """(seconds to wait before sending again, None) or (None, why not) when it must not be sent again."""
         if status == 429:
-            try:
-                delay = float((headers or {}).get("retry-after") or 1)
-            except ValueError:
-                delay = 1.0
+            delay = 1.0 if retry_after is None else retry_after
         elif status is None or status >= 500:
+            if not read:
+                return None, ""  # a write is never resent blindly: the caller lists and plans again
             delay = self.backoff * (2 ** (attempt - 1))
         else:
-            return None
+            return None, ""
+        if attempt > self.max_retries:
+            return None, f"gave up after max_retries={self.max_retries} retries"
         if self.waited + delay > self.max_wait:
-            return None
-        return delay
+            return None, "" if status == 429 else f"waiting {delay:g} s more would exceed max_wait={self.max_wait:g} s"
+        return delay, ""
 
     @staticmethod
     def _decode(raw, status, method, path):
@@ -143,5 +220,6 @@ class CloudflareClient:
             page += 1
 
     def batch(self, zone_id, batch):
+        """One batch call (one transaction). Never resent on 5xx or a lost answer (see the module doc)."""
         body = {k: v for k, v in batch.items() if v}
         return self.request("POST", f"/zones/{zone_id}/dns_records/batch", body=body).get("result") or {}

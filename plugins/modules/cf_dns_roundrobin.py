@@ -22,8 +22,26 @@ description:
     delete + post would leave the name without records for a moment.
   - Safe by construction. O(state=present) with an empty O(records[].values) fails, naming the
     record, unless O(allow_empty=true), because an empty inventory must never wipe production DNS.
-    Invalid IPs fail before any call. A failed batch leaves the zone as it was, since Cloudflare
-    runs a batch in one transaction.
+    Invalid IPs fail before any call. A refused batch call leaves the zone as it was, since
+    Cloudflare runs each batch call in one transaction.
+  - Proxied records always have TTL 1 (Auto) at Cloudflare, whatever TTL is sent. So
+    O(records[].proxied=true) with an O(records[].ttl) other than C(1) fails before any call, and a
+    proxied record's TTL is never patched (it would be patched again on every run).
+  - Writes are never resent blindly. A batch call answered with a 5xx, or not answered at all (a
+    lost connection or a timeout), may have been applied. The module then lists the records again,
+    works out from them which operations landed, and plans again from what it finds. An empty plan
+    means the zone is as desired; otherwise the new plan is sent (at most O(max_replans) times).
+    A refusal that means the zone changed since it was listed (81044 record does not exist, 81057
+    and 81058 record already exists) is handled the same way. Reads (GET) are retried on HTTP 429,
+    5xx and connection errors; a write is sent again only after HTTP 429, which Cloudflare answers
+    before it processes the call.
+  - With more operations than O(batch_size), the batch is split into several calls, each its own
+    transaction. A failure after some calls landed reports C(changed=true), the operations that
+    landed (RV(operations)) and Cloudflare's answer (RV(failure)).
+  - HTTP 429 is waited out for C(retry-after) seconds while the total wait stays within
+    O(max_wait). Past 1,200 requests in 5 minutes Cloudflare blocks every call for up to 5 minutes
+    (C(retry-after) up to 300); when the wait would exceed O(max_wait) the module fails at once,
+    saying how long Cloudflare asked to wait, instead of sleeping.
 options:
   zone:
     description: Zone name. Needs Zone:Read; give O(zone_id) instead to avoid the lookup.
@@ -58,7 +76,10 @@ options:
         type: bool
         default: true
       ttl:
-        description: TTL in seconds; C(1) is automatic (required for proxied records in practice).
+        description:
+          - TTL in seconds (30 to 86400; 60 and up outside Enterprise zones); C(1) is automatic (Auto, 300 s).
+          - Proxied records always have TTL 1 at Cloudflare, so with O(records[].proxied=true) any other
+            value fails before any API call.
         type: int
         default: 1
       comment:
@@ -92,13 +113,26 @@ options:
     type: int
     default: 30
   max_retries:
-    description: Retries of one call after HTTP 429, 5xx or a connection error.
+    description:
+      - Retries of one call after HTTP 429 (any call), or after 5xx or a connection error (reads only;
+        see O(max_replans) for writes).
     type: int
     default: 5
   max_wait:
-    description: Upper bound, in seconds, of the total time spent waiting between retries.
+    description:
+      - Upper bound, in seconds, of the total time spent waiting between retries.
+      - A HTTP 429 whose C(retry-after) would take the total past it fails the task at once, naming
+        the wait Cloudflare asked for (up to 300 s when the account's rate limit is exhausted).
     type: float
     default: 60
+  max_replans:
+    description:
+      - After a batch call that failed with an unknown outcome (5xx, no answer) or because the zone
+        changed meanwhile, the records are listed again and a new plan is made. At most this many
+        new plans are sent; C(0) still lists again, to report what landed and to succeed when the
+        zone already is as desired.
+    type: int
+    default: 3
   batch_size:
     description: Operations per batch call (200 on Cloudflare's Free plan, 3500 on paid plans).
     type: int
@@ -113,6 +147,9 @@ attributes:
 notes:
   - Cloudflare proxies every A/AAAA record of a name when any of them is proxied; a name that
     would end up mixing proxied and unproxied records produces a warning.
+  - "Vendor behaviour relied on: Proxy status (U(https://developers.cloudflare.com/dns/proxy-status/)),
+    Rate limits (U(https://developers.cloudflare.com/fundamentals/api/reference/limits/)) and the
+    DNS records batch endpoint (one transaction, deletes then patches, puts, posts)."
 """
 
 EXAMPLES = r"""
@@ -124,6 +161,16 @@ EXAMPLES = r"""
       - {name: api, values: "{{ node_ips }}"}
       - {name: admin, values: "{{ node_ips }}"}
     api_token: "{{ vault_cloudflare_api_token }}"
+
+- name: DNS-only records with their own TTL (proxied records always have TTL 1, Auto)
+  honeydue.infra.cf_dns_roundrobin:
+    zone: honeydue.example
+    records:
+      - {name: origin, values: "{{ node_ips }}", proxied: false, ttl: 300}
+    api_token: "{{ vault_cloudflare_api_token }}"
+    max_wait: 330  # wait out even a full rate-limit block (retry-after up to 300 s) instead of failing
+  register: dns
+  # On failure, dns.operations lists what landed before it and dns.failure Cloudflare's answer.
 
 - name: Retire a name
   honeydue.infra.cf_dns_roundrobin:
@@ -140,29 +187,65 @@ records:
   type: dict
   sample: {"api.honeydue.example": [{"type": "A", "content": "203.0.113.10", "proxied": true, "ttl": 1}]}
 operations:
-  description: The batch applied (or, in check mode, that would be applied).
-  returned: success
+  description:
+    - The operations applied, over every batch call and new plan (in check mode, the batch that would be applied).
+    - On a failed write, the operations that landed before the failure (empty when none did), so
+      that with several batch calls the task says exactly what it changed.
+    - After a batch call whose answer was lost, its operations that the zone, listed again, shows applied.
+  returned: success, and failure after the first write
   type: dict
+  contains:
+    deletes:
+      description: Deleted records, as C({id}).
+      type: list
+      elements: dict
+    patches:
+      description: Patched records, as C({id}) and the fields written.
+      type: list
+      elements: dict
+    puts:
+      description: Overwritten records (not used by this module today).
+      type: list
+      elements: dict
+    posts:
+      description: Created records, as sent (C(name), C(type), C(content), C(proxied), C(ttl), C(comment)).
+      type: list
+      elements: dict
   sample: {"deletes": [], "patches": [{"id": "372e67954025e0ba6aaa6d586b9e0b59", "content": "203.0.113.12"}], "puts": [], "posts": []}
+replans:
+  description: How many new plans were sent after batch calls that failed with an unknown outcome or a stale view (see O(max_replans)).
+  returned: success, and failure after the first write
+  type: int
+  sample: 0
+changed:
+  description:
+    - On failure too, whether any operation landed before it (or, when the zone could not be listed
+      again after an unanswered write, may have).
+  returned: always
+  type: bool
 api_calls:
   description: HTTP requests made, retries included.
   returned: always
   type: int
 zone_id:
   description: The zone's identifier.
-  returned: success
+  returned: success, and failure after the zone lookup
   type: str
 failure:
-  description: Cloudflare's answer to the failed call.
+  description:
+    - Cloudflare's answer to the failed call (C(status) is null when no answer came).
+    - C(retry_after) is set when a HTTP 429 was not waited out (O(max_wait) or O(max_retries)), with the seconds Cloudflare asked for.
+    - C(outcome) is set for a write; C(unknown) (no answer or 5xx, it may have landed), C(stale) or C(refused).
   returned: failed on an API error
   type: dict
-  sample: {"status": 403, "method": "GET", "path": "/zones", "errors": [{"code": 9109, "message": "Invalid access token"}]}
+  sample: {"status": 429, "method": "GET", "path": "/zones", "retry_after": 300,
+           "errors": [{"code": 971, "message": "Please wait and consider throttling your request speed"}]}
 """
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.honeydue.infra.plugins.module_utils._cf_plan import (
-    PlanError, apply, by_name, chunks, desired_sets, is_empty, mixed_proxied, plan)
+    ConvergeError, PlanError, by_name, converge, count, desired_sets, mixed_proxied)
 from ansible_collections.honeydue.infra.plugins.module_utils._cloudflare import (
     DEFAULT_BASE_URL, CloudflareClient, CloudflareError)
 
@@ -172,26 +255,34 @@ def _diff(before, after):
             "after": {n: [r["content"] for r in rows] for n, rows in after.items()}}
 
 
-def run(module, client):
+def run(module, client, facts):
     p = module.params
     # Every input is checked before the first call.
     desired = desired_sets(p["records"], p["zone"], p["state"], p["allow_empty"])
-    zone_id = p["zone_id"] or client.zone_id(p["zone"])
+    zone_id = facts["zone_id"] = p["zone_id"] or client.zone_id(p["zone"])
     types = {t for _, t in desired}
-    existing = client.list_records(zone_id, rtype=next(iter(types)) if len(types) == 1 else None)
-    batch = plan(existing, desired, p["state"], p["prune"])
-    after = apply(existing, batch)
-    for name in mixed_proxied(after, desired):
+    rtype = next(iter(types)) if len(types) == 1 else None
+    done = converge(lambda: client.list_records(zone_id, rtype=rtype), lambda part: client.batch(zone_id, part),
+                    desired, p["state"], p["prune"], p["batch_size"], p["max_replans"], module.check_mode,
+                    api_errors=(CloudflareError,))
+    for name in mixed_proxied(done["after"], desired):
         module.warn(f"{name} mixes proxied and unproxied records; Cloudflare proxies all of them")
-    result = {"changed": not is_empty(batch), "operations": batch, "zone_id": zone_id}
-    if result["changed"] and not module.check_mode:
-        for part in chunks(batch, p["batch_size"]):
-            client.batch(zone_id, part)
-    result["records"] = by_name(after, desired)
-    result["api_calls"] = client.calls
+    result = {"changed": done["changed"], "operations": done["operations"], "replans": done["replans"],
+              "zone_id": zone_id, "records": by_name(done["after"], desired), "api_calls": client.calls}
     if module._diff:
-        result["diff"] = _diff(by_name(existing, desired), result["records"])
+        result["diff"] = _diff(by_name(done["before"], desired), result["records"])
     return result
+
+
+def _failed_write(exc):
+    """The message of a ConvergeError: Cloudflare's answer, and what landed before it."""
+    msg = f"{exc.cause.summary()}. {count(exc.applied)} operation(s) applied before the failure (see operations)"
+    if exc.relist_error is not None:
+        msg += f"; listing the records again failed too, so what landed is unknown: {exc.relist_error}"
+    if exc.pending:
+        msg += (f"; after {exc.replans} new plan(s) (max_replans) {exc.pending} operation(s) still differ;"
+                " run the task again")
+    return msg
 
 
 def main():
@@ -216,6 +307,7 @@ def main():
             timeout=dict(type="int", default=30),
             max_retries=dict(type="int", default=5),
             max_wait=dict(type="float", default=60.0),
+            max_replans=dict(type="int", default=3),
             batch_size=dict(type="int", default=200),
         ),
         required_one_of=[("zone", "zone_id")],
@@ -224,12 +316,16 @@ def main():
     p = module.params
     client = CloudflareClient(p["api_token"], p["api_base_url"], timeout=p["timeout"],
                               max_retries=p["max_retries"], max_wait=p["max_wait"])
+    facts = {}
     try:
-        result = run(module, client)
+        result = run(module, client, facts)
     except PlanError as exc:
         module.fail_json(msg=str(exc), api_calls=client.calls)
-    except CloudflareError as exc:
-        module.fail_json(msg=exc.summary(), failure=exc.as_dict(), api_calls=client.calls)
+    except CloudflareError as exc:  # before any write: the zone lookup or the first listing
+        module.fail_json(msg=exc.summary(), failure=exc.as_dict(), api_calls=client.calls, **facts)
+    except ConvergeError as exc:
+        module.fail_json(msg=_failed_write(exc), failure=exc.cause.as_dict(), changed=exc.changed, operations=exc.applied,
+                         replans=exc.replans, api_calls=client.calls, **facts)
     module.exit_json(**result)
 
 

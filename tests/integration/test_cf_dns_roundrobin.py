@@ -1,6 +1,8 @@
 """honeydue.infra.cf_dns_roundrobin against the Cloudflare stand-in: exact calls, safety, failures."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.conftest import TOKEN
@@ -166,3 +168,137 @@ def test_retrying_stops_at_max_wait_with_cloudflares_answer(cloudflare_api, dns)
     assert res["failure"]["errors"][0]["code"] == 971
     assert [c.status for c in cloudflare_api.log] == [429, 429]
     assert res["api_calls"] == 2
+
+
+def desired_zone():
+    return sorted((n, ip, True) for n in (ZONE, f"api.{ZONE}", f"admin.{ZONE}") for ip in NODES)
+
+
+def seed(cf, name, content, **fields):
+    zone = cf.zone_by_name(ZONE)
+    record, refusal = cf._apply_post(zone, cf.records[zone["id"]], dict(
+        {"type": "A", "name": f"{name}.{ZONE}" if name != "@" else ZONE, "content": content, "ttl": 1}, **fields))
+    assert refusal is None
+    return record
+
+
+# -- proxied records always have TTL 1 (Auto) ------------------------------------------------------
+def test_proxied_records_converge_and_a_second_run_changes_nothing(cloudflare_api, dns):
+    seed(cloudflare_api, "api", NODES[0], proxied=False, ttl=300)  # a DNS-only record with its own TTL
+    first = dns([{"name": n, "values": NODES, "proxied": True, "ttl": 1} for n in NAMES])
+    assert first["changed"] and dns.last.rc == 0
+    assert first["operations"]["patches"] == [{"id": first["operations"]["patches"][0]["id"], "proxied": True, "ttl": 1}]
+    assert {(r["proxied"], r["ttl"]) for r in cloudflare_api.records[dns.zone_id].values()} == {(True, 1)}
+    cloudflare_api.log.clear()
+    second = dns([{"name": n, "values": NODES, "proxied": True, "ttl": 1} for n in NAMES])
+    assert not second["changed"] and dns.last.changed() == 0
+    assert paths(cloudflare_api, dns.zone_id) == READ_ONLY
+
+
+def test_proxied_with_another_ttl_is_refused_before_any_call(cloudflare_api, dns):
+    res = dns([{"name": "api", "values": NODES, "proxied": True, "ttl": 300}])
+    assert res["failed"] and "ttl 300 with proxied=true" in res["msg"] and "TTL 1 (Auto)" in res["msg"]
+    assert cloudflare_api.sequence() == []
+
+
+def test_dns_only_records_keep_their_ttl_and_converge(cloudflare_api, dns):
+    records = [{"name": "origin", "values": NODES, "proxied": False, "ttl": 300}]
+    assert dns(records)["changed"]
+    assert {(r["proxied"], r["ttl"]) for r in cloudflare_api.records[dns.zone_id].values()} == {(False, 300)}
+    assert not dns(records)["changed"] and dns.last.changed() == 0
+
+
+# -- 429: Cloudflare blocks for up to 5 minutes --------------------------------------------------------
+def test_a_rate_limit_longer_than_max_wait_fails_at_once_naming_the_wait(cloudflare_api, dns):
+    cloudflare_api.inject(method="GET", path="/zones$", response=cloudflare_api.rate_limited(300), times=5)
+    started = time.monotonic()
+    res = dns()
+    assert time.monotonic() - started < 30  # did not sleep 300 s (nor 60)
+    assert res["failed"] and res["failure"]["status"] == 429 and res["failure"]["retry_after"] == 300
+    assert "wait 300 s (retry-after)" in res["msg"] and "max_wait=60 s" in res["msg"]
+    assert [c.status for c in cloudflare_api.log] == [429] and res["api_calls"] == 1
+
+
+def test_the_account_rate_limit_stops_the_run_before_the_write(cloudflare_api, dns):
+    cloudflare_api.configure_rate_limit(limit=2, window=300, block=300)  # 1,200 per 5 minutes, scaled down
+    res = dns()
+    assert res["failed"] and res["failure"]["status"] == 429 and res["failure"]["errors"][0]["code"] == 971
+    assert res["failure"]["outcome"] == "refused" and not res["changed"]
+    assert "wait 300 s" in res["msg"] and "max_wait" in res["msg"]
+    assert cloudflare_api.records[dns.zone_id] == {}
+
+
+# -- writes are never resent blindly -----------------------------------------------------------------
+@pytest.mark.parametrize("drop", ["after", "before"])
+def test_a_batch_whose_answer_is_lost_converges_without_duplicates(cloudflare_api, dns, drop):
+    cloudflare_api.inject(method="POST", path="/batch$", drop=drop)
+    res = dns()
+    assert dns.last.rc == 0 and res["changed"], dns.last.stdout[-3000:]
+    assert zone_records(cloudflare_api, dns.zone_id) == desired_zone()  # exactly the desired set: no duplicates
+    batches = cloudflare_api.calls("POST", "/batch$")
+    if drop == "after":  # it landed: read back from the zone, never sent again
+        assert [c.status for c in batches] == [0] and res["replans"] == 0
+        assert paths(cloudflare_api, dns.zone_id) == CONVERGE + ["GET /client/v4/zones/{zone}/dns_records"]
+    else:  # it did not land: planned again from the zone listed again, and sent
+        assert [c.status for c in batches] == [0, 200] and res["replans"] == 1
+    assert len(res["operations"]["posts"]) == 9
+    cloudflare_api.log.clear()
+    assert not dns()["changed"] and dns.last.changed() == 0
+    assert paths(cloudflare_api, dns.zone_id) == READ_ONLY
+
+
+@pytest.mark.parametrize("drop", ["after", "before"])
+def test_a_lost_answer_with_deletes_and_patches_converges(cloudflare_api, dns, drop):
+    dns()
+    seed(cloudflare_api, "api", "203.0.113.50")  # a stale extra: to be deleted
+    replaced = NODES[:2] + ["203.0.113.99"]  # one node replaced: patches
+    cloudflare_api.inject(method="POST", path="/batch$", drop=drop)
+    res = dns([{"name": n, "values": replaced} for n in NAMES])
+    assert dns.last.rc == 0 and res["changed"], dns.last.stdout[-3000:]
+    assert len(res["operations"]["deletes"]) == 1 and len(res["operations"]["patches"]) == 3
+    assert zone_records(cloudflare_api, dns.zone_id) == sorted(
+        (n, ip, True) for n in (ZONE, f"api.{ZONE}", f"admin.{ZONE}") for ip in replaced)
+    assert not dns([{"name": n, "values": replaced} for n in NAMES])["changed"] and dns.last.changed() == 0
+
+
+def test_a_5xx_on_the_batch_is_planned_again_not_resent(cloudflare_api, dns):
+    cloudflare_api.inject("server_error", method="POST", path="/batch$")
+    res = dns()
+    assert res["changed"] and res["replans"] == 1
+    assert [c.status for c in cloudflare_api.calls("POST", "/batch$")] == [500, 200]
+    assert [c.status for c in cloudflare_api.calls("GET", "/dns_records$")] == [200, 200]  # listed again in between
+    assert zone_records(cloudflare_api, dns.zone_id) == desired_zone()
+
+
+def test_a_lost_answer_between_chunks_converges_and_reports_every_operation(cloudflare_api, dns):
+    cloudflare_api.inject(method="POST", path="/batch$")  # the first chunk is answered
+    cloudflare_api.inject(method="POST", path="/batch$", drop="after")  # the second lands, unanswered
+    res = dns(batch_size=3)
+    assert dns.last.rc == 0 and res["changed"] and res["replans"] == 1
+    assert [c.status for c in cloudflare_api.calls("POST", "/batch$")] == [200, 0, 200]
+    assert len(res["operations"]["posts"]) == 9
+    assert zone_records(cloudflare_api, dns.zone_id) == desired_zone()
+    assert not dns(batch_size=3)["changed"] and dns.last.changed() == 0
+
+
+def test_a_failing_chunk_reports_what_landed_before_it(cloudflare_api, dns):
+    # api. holds a CNAME: its A records are refused (81054). admin. (first chunk) lands before that.
+    seed(cloudflare_api, "api", "elsewhere.example", type="CNAME")
+    res = dns(batch_size=3)
+    assert res["failed"] and res["changed"] is True and dns.last.rc != 0
+    assert [e["code"] for e in res["failure"]["errors"]] == [81054] and res["failure"]["outcome"] == "refused"
+    assert [p["content"] for p in res["operations"]["posts"]] == NODES
+    assert {p["name"] for p in res["operations"]["posts"]} == {f"admin.{ZONE}"}
+    assert "3 operation(s) applied before the failure" in res["msg"]
+    assert sorted(r[0] for r in zone_records(cloudflare_api, dns.zone_id) if r[1] != "elsewhere.example") == [
+        f"admin.{ZONE}"] * 3
+
+
+def test_lost_answers_past_max_replans_fail_clearly(cloudflare_api, dns):
+    cloudflare_api.inject(method="POST", path="/batch$", drop="before", times=5)
+    res = dns(max_replans=1)
+    assert res["failed"] and not res["changed"] and res["failure"]["status"] is None
+    assert res["failure"]["outcome"] == "unknown" and "may or may not have been applied" in res["msg"]
+    assert "max_replans" in res["msg"] and res["replans"] == 1
+    assert len(cloudflare_api.calls("POST", "/batch$")) == 2
+    assert cloudflare_api.records[dns.zone_id] == {}

@@ -33,6 +33,14 @@ def test_ttl(ttl, ok):
     assert (dns.ttl_error(ttl) is None) is ok
 
 
+@pytest.mark.parametrize("record, ttl", [
+    ({"proxied": True, "ttl": 300}, 1), ({"proxied": True, "ttl": 1}, 1), ({"proxied": True}, 1),
+    ({"proxied": False, "ttl": 300}, 300), ({"ttl": 120}, 120), ({}, 1),
+])
+def test_proxied_records_are_stored_with_ttl_1(record, ttl):
+    assert dns.stored_ttl(record) == ttl
+
+
 def test_proxied_only_for_address_records():
     assert dns.proxied_error("CNAME", True) is None
     assert dns.proxied_error("TXT", False) is None

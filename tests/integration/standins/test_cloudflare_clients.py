@@ -62,12 +62,25 @@ def test_present_is_four_calls_then_idempotent_then_absent(cloudflare_api, playb
 
 
 def test_changed_ttl_is_a_put(cloudflare_api, playbook):
-    assert playbook(_play(), env=_env(cloudflare_api)).rc == 0
+    assert playbook(_play(proxied=False), env=_env(cloudflare_api)).rc == 0
     cloudflare_api.log.clear()
-    run = playbook(_play(ttl=300), env=_env(cloudflare_api))
+    run = playbook(_play(proxied=False, ttl=300), env=_env(cloudflare_api))
     assert run.rc == 0, run.stdout + run.stderr
     assert [c.method for c in cloudflare_api.log] == ["GET", "GET", "GET", "PUT"]
     assert _zone_records(cloudflare_api)[0]["ttl"] == 300
+
+
+def test_a_ttl_on_a_proxied_record_is_put_on_every_run(cloudflare_api, playbook):
+    """Cloudflare stores TTL 1 for proxied records whatever is sent, and cloudflare_dns compares the TTL
+    it sends with the one it reads: it PUTs again on every run (DNSControl/dnscontrol#489 saw the same)."""
+    assert playbook(_play(), env=_env(cloudflare_api)).rc == 0
+    for _ in range(2):
+        cloudflare_api.log.clear()
+        run = playbook(_play(ttl=300), env=_env(cloudflare_api))
+        assert run.rc == 0, run.stdout + run.stderr
+        assert run.task_results("record")["changed"] is True
+        assert [c.method for c in cloudflare_api.log] == ["GET", "GET", "GET", "PUT"]
+        assert _zone_records(cloudflare_api)[0]["ttl"] == 1
 
 
 def test_vendor_refusal_fails_the_task(cloudflare_api, playbook):

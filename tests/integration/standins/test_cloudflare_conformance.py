@@ -302,3 +302,73 @@ def test_faults_answer_in_the_envelope(cf, kind, status):
     if kind == "rate_limit":
         assert resp.headers["retry-after"] == "1" and _codes(resp) == [971]
     assert cf.records().status_code == 200  # only once
+
+
+# -- proxied records: TTL 1 (Auto), whatever is sent ------------------------------------------------
+def test_proxied_records_are_stored_and_answered_with_ttl_1(cf):
+    """https://developers.cloudflare.com/dns/proxy-status/: proxied records have TTL Auto, not editable."""
+    made = cf.create(type="A", name="p", content="192.0.2.1", ttl=300, proxied=True).json()["result"]
+    assert made["ttl"] == 1
+    path = f"/zones/{{zone}}/dns_records/{made['id']}"
+    assert cf.call("PATCH", path, json={"ttl": 600}).json()["result"]["ttl"] == 1
+    put = cf.call("PUT", path, json={"type": "A", "name": "p", "content": "192.0.2.2", "ttl": 3600, "proxied": True})
+    assert put.json()["result"]["ttl"] == 1
+    unproxied = cf.call("PATCH", path, json={"proxied": False, "ttl": 120}).json()["result"]
+    assert (unproxied["proxied"], unproxied["ttl"]) == (False, 120)  # DNS-only records keep their TTL
+    assert cf.call("PATCH", path, json={"proxied": True}).json()["result"]["ttl"] == 1
+    plain = cf.create(type="A", name="q", content="192.0.2.3", ttl=300).json()["result"]["id"]
+    body = {"posts": [{"type": "A", "name": "r", "content": "192.0.2.4", "ttl": 900, "proxied": True}],
+            "patches": [{"id": plain, "proxied": True, "ttl": 300}],
+            "puts": [{"id": made["id"], "type": "A", "name": "p", "content": "192.0.2.5", "ttl": 60, "proxied": True}]}
+    result = cf.call("POST", "/zones/{zone}/dns_records/batch", json=body).json()["result"]
+    assert [r["ttl"] for key in ("patches", "puts", "posts") for r in result[key]] == [1, 1, 1]
+    assert {r["ttl"] for r in cf.records().json()["result"]} == {1}
+    # The TTL sent is still checked (the stand-in's choice): out of range is refused, proxied or not.
+    assert _codes(cf.create(type="A", name="s", content="192.0.2.6", ttl=5, proxied=True)) == [1004]
+
+
+# -- the global rate limit ------------------------------------------------------------------------
+def test_every_answer_carries_the_rate_limit_headers(cf):
+    resp = cf.call("GET", "/zones")
+    assert resp.headers["Ratelimit-Policy"] == '"default";q=1200;w=300'
+    assert resp.headers["Ratelimit"].startswith('"default";r=1199;t=')
+
+
+def test_past_the_limit_every_call_is_blocked_with_retry_after(cf):
+    """1,200 requests per 5 minutes, then blocked for 5 minutes (here: a limit of 3, set by the control API)."""
+    ctl = f"{cf.api.url}/_standin/rate_limit"
+    assert requests.post(ctl, json={"limit": 3}, timeout=10).status_code == 204
+    assert requests.get(ctl, timeout=10).json() == {"limit": 3, "window": 300.0, "block": 300.0, "retry_after": 1}
+    assert [cf.call("GET", "/zones").status_code for _ in range(3)] == [200] * 3
+    batch = {"posts": [{"type": "A", "name": "x", "content": "192.0.2.1"}]}
+    for resp in (cf.call("GET", "/zones"), cf.call("POST", "/zones/{zone}/dns_records/batch", json=batch)):
+        assert resp.status_code == 429 and _codes(resp) == [971]
+        assert resp.headers["retry-after"] == "300" and resp.headers["Ratelimit"] == '"default";r=0;t=300'
+    assert cf.api.records[cf.zone_id] == {}  # the refused batch was not applied
+    assert requests.post(ctl, json={"limit": None}, timeout=10).status_code == 204
+    assert cf.call("GET", "/zones").status_code == 200 and "Ratelimit" not in cf.call("GET", "/zones").headers
+    assert requests.post(ctl, json={"block": 301}, timeout=10).status_code == 400
+
+
+def test_the_injected_rate_limit_can_ask_for_up_to_300_seconds(cf):
+    assert requests.post(f"{cf.api.url}/_standin/rate_limit", json={"retry_after": 300}, timeout=10).status_code == 204
+    assert requests.post(f"{cf.api.url}/_standin/rate_limit", json={"retry_after": 301}, timeout=10).status_code == 400
+    assert requests.post(f"{cf.api.url}/_standin/faults", json={"kind": "rate_limit", "path": "/zones$"},
+                         timeout=10).status_code == 204
+    resp = cf.call("GET", "/zones")
+    assert resp.status_code == 429 and resp.headers["retry-after"] == "300"
+
+
+# -- a lost answer ----------------------------------------------------------------------------------
+def test_a_batch_whose_answer_is_lost_was_applied_and_a_resend_is_refused(cf):
+    assert requests.post(f"{cf.api.url}/_standin/faults", json={"method": "POST", "path": "/batch$", "drop": "after"},
+                         timeout=10).status_code == 204
+    rid = cf.create(type="A", name="old", content="192.0.2.9").json()["result"]["id"]
+    body = {"deletes": [{"id": rid}], "posts": [{"type": "A", "name": "new", "content": "192.0.2.1"}]}
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"{cf.base}/zones/{cf.zone_id}/dns_records/batch", json=body, headers=AUTH, timeout=10)
+    assert [(r["name"], r["content"]) for r in cf.records().json()["result"]] == [(f"new.{ZONE}", "192.0.2.1")]
+    resp = cf.call("POST", "/zones/{zone}/dns_records/batch", json=body)
+    assert resp.status_code == 404 and _codes(resp) == [81044]  # the delete: the record is gone
+    resp = cf.call("POST", "/zones/{zone}/dns_records/batch", json={"posts": body["posts"]})
+    assert resp.status_code == 400 and _codes(resp) == [81058]  # the post: an identical record exists
