@@ -59,9 +59,17 @@ options:
     default: k3s_cluster
   network:
     description:
-      - Name or ID of a private network; when set, C(ansible_host) and C(honeydue_node_ip) are
-        the servers' addresses on it (every server must be attached).
+      - Name or ID of the cluster's private network. When set, C(honeydue_node_ip) (the address
+        K3s and the cluster ports use) and C(honeydue_private_ipv4) are the servers' addresses on
+        it, and every server must be attached.
     type: str
+  connect:
+    description:
+      - Which address C(ansible_host) is. C(public) (the public IPv4) suits an operator's machine
+        outside the private network; C(private) suits a controller inside it (a bastion, a VPN).
+    type: str
+    choices: [public, private]
+    default: public
   ansible_user:
     description: The user Ansible connects as (the provisioned C(deploy) user).
     type: str
@@ -159,9 +167,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 network_id = int(network)
             else:
                 found = self._get("/networks", {"name": network}).get("networks") or []
-                if not found:
-                    raise AnsibleError(f"Hetzner Cloud network {network!r} not found")
-                network_id = found[0]["id"]
+                if found:
+                    network_id = found[0]["id"]
+                elif servers:
+                    raise AnsibleError(f"Hetzner Cloud network {network!r} not found, but the cluster has servers: "
+                                       "run playbooks/provision.yml (it creates the network and attaches them)")
+                # else: nothing provisioned yet; provision.yml creates the network and refreshes the inventory
         return {"servers": servers, "network_id": network_id}
 
     # -- inventory -------------------------------------------------------------------------------
@@ -171,7 +182,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             try:
                 name, groups, hostvars = host_entry(
                     server, role_label=self.get_option("role_label"), role_groups=self.get_option("role_groups"),
-                    network_id=data["network_id"], ansible_user=self.get_option("ansible_user"))
+                    network_id=data["network_id"], ansible_user=self.get_option("ansible_user"),
+                    connect=self.get_option("connect"))
             except ValueError as exc:
                 raise AnsibleError(str(exc)) from None
             self.inventory.add_host(name)

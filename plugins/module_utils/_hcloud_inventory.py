@@ -43,22 +43,25 @@ def private_ip(server, network_id):
     return None
 
 
-def host_entry(server, *, role_label="role", role_groups=None, network_id=None, ansible_user="deploy"):
+def host_entry(server, *, role_label="role", role_groups=None, network_id=None, ansible_user="deploy",
+               connect="public"):
     """``(name, groups, hostvars)`` for one API server object.
 
-    ``ansible_host`` and ``honeydue_node_ip`` are the private address on ``network_id`` when one is
-    given (the server must be attached), else the public IPv4.
+    ``honeydue_node_ip`` (the address K3s and the cluster ports use) is the private address on
+    ``network_id`` when one is given (the server must be attached), else the public IPv4.
+    ``ansible_host`` is the public IPv4 (the operator's machine is outside the private network),
+    or the private address with ``connect="private"`` (a controller inside it, e.g. a bastion).
     """
     public_v4 = (((server.get("public_net") or {}).get("ipv4")) or {}).get("ip")
     private = private_ip(server, network_id) if network_id is not None else None
     if network_id is not None and private is None:
         raise ValueError(f"server {server['name']} is not attached to network {network_id}")
-    address = private or public_v4
     labels = server.get("labels") or {}
     hostvars = {
-        "ansible_host": address,
+        "ansible_host": private if connect == "private" and private else public_v4,
         "ansible_user": ansible_user,
-        "honeydue_node_ip": address,
+        "honeydue_node_ip": private or public_v4,
+        "honeydue_private_ipv4": private,
         "honeydue_public_ipv4": public_v4,
         "honeydue_public_ipv6": public_ipv6(server),
         "hcloud_id": server["id"],

@@ -86,6 +86,11 @@ PLUGINS = [
     ("filter", "honeydue.infra.image_ref"),
     ("filter", "honeydue.infra.cidr_normalize"),
     ("filter", "honeydue.infra.peer_addresses"),
+    ("filter", "honeydue.infra.network_policy"),
+    ("filter", "honeydue.infra.cluster_ports"),
+    ("filter", "honeydue.infra.hcloud_firewall_rules"),
+    ("filter", "honeydue.infra.ufw_policy_rules"),
+    ("filter", "honeydue.infra.iface_for"),
 ]
 
 

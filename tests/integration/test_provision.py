@@ -1,4 +1,4 @@
-"""playbooks/provision.yml (role hcloud_provision, module hcloud_fleet) and inventories/hcloud.yml
+"""playbooks/provision.yml (role hcloud_provision, module hcloud_fleet) and inventories/production/hcloud.yml
 against the Hetzner Cloud stand-in. Traffic goes to loopback only: the SSH wait is switched off,
 as the stand-in's server addresses are documentation-range IPs."""
 from __future__ import annotations
@@ -13,6 +13,7 @@ import hcloud
 import pytest
 import yaml
 from hcloud.images import Image
+from hcloud.networks import NetworkSubnet
 from hcloud.server_types import ServerType
 
 from lab.standins.hcloud import HcloudStandIn
@@ -55,15 +56,17 @@ def test_provision_fresh_idempotent_scale_out_and_refused_scale_in(hcloud_api, p
     first = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path))
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
 
-    # The call sequence: catalog checks first, then key, group, firewall (applied by label), then
-    # every server create posted back to back before any wait, then protection, then peer rules.
+    # The call sequence: catalog checks first, then key, group, private network and subnet, firewall
+    # (applied by label), then every server create posted back to back before any wait (attached to
+    # the network), then protection. The firewall is written once: its rules do not depend on the servers.
     writes = _writes(hcloud_api)
     creates = [i for i, w in enumerate(writes) if w == "POST /v1/servers"]
-    assert writes[:4] == ["POST /v1/ssh_keys", "POST /v1/placement_groups", "POST /v1/firewalls",
-                          "POST /v1/firewalls/%d/actions/apply_to_resources" % next(iter(hcloud_api.firewalls))]
-    assert creates == [4, 5, 6], writes
-    assert [w.rsplit("/", 1)[1] for w in writes[7:10]] == ["change_protection"] * 3
-    assert writes[10:] == ["POST /v1/firewalls/%d/actions/set_rules" % next(iter(hcloud_api.firewalls))]
+    net_id, fw_id = next(iter(hcloud_api.networks)), next(iter(hcloud_api.firewalls))
+    assert writes[:6] == ["POST /v1/ssh_keys", "POST /v1/placement_groups", "POST /v1/networks",
+                          f"POST /v1/networks/{net_id}/actions/add_subnet", "POST /v1/firewalls",
+                          f"POST /v1/firewalls/{fw_id}/actions/apply_to_resources"]
+    assert creates == [6, 7, 8], writes
+    assert [w.rsplit("/", 1)[1] for w in writes[9:]] == ["change_protection"] * 3
     seq = hcloud_api.sequence()
     assert seq.index("GET /v1/server_types") < seq.index("POST /v1/ssh_keys")
     # all three creates posted before the first poll of an action
@@ -81,18 +84,20 @@ def test_provision_fresh_idempotent_scale_out_and_refused_scale_in(hcloud_api, p
     assert "ssh_authorized_keys:" in body["user_data"] and PUBKEY in body["user_data"]
     assert "NOPASSWD:ALL" in body["user_data"] and "name: deploy" in body["user_data"]
 
-    # Firewall: exactly ssh from the admins, 80/443 from Cloudflare, icmp, cluster ports from the servers.
+    # Firewall: exactly ssh and the Kubernetes API from the admins, 80/443 from Cloudflare, icmp.
+    # No cluster port at all: cluster traffic is on the private network, which it does not filter.
     from ansible_collections.honeydue.infra.plugins.lookup.cloudflare_ip_ranges import CLOUDFLARE_IPV4, CLOUDFLARE_IPV6
     cloudflare = set(CLOUDFLARE_IPV4 + CLOUDFLARE_IPV6)
-    peers = tuple(sorted(f"{s['public_net']['ipv4']['ip']}/32" for s in servers))
     rules = _rules(hcloud_api)
     assert [(p, port) for p, port, _ in rules] == [
-        ("tcp", "22"), ("tcp", "80"), ("tcp", "443"), ("icmp", None),
-        ("tcp", "6443"), ("tcp", "2379-2380"), ("tcp", "10250"), ("udp", "8472")]
-    assert rules[0][2] == tuple(ADMIN)
-    assert set(rules[1][2]) == set(rules[2][2]) == cloudflare
-    assert rules[3][2] == ("0.0.0.0/0", "::/0")
-    assert all(src == peers for _, _, src in rules[4:])
+        ("tcp", "22"), ("tcp", "6443"), ("tcp", "80"), ("tcp", "443"), ("icmp", None)]
+    assert rules[0][2] == rules[1][2] == tuple(ADMIN)
+    assert set(rules[2][2]) == set(rules[3][2]) == cloudflare
+    assert rules[4][2] == ("0.0.0.0/0", "::/0")
+    # Every server is on the private network, in the cluster's subnet.
+    (net,) = hcloud_api.networks.values()
+    assert net["subnets"][0]["ip_range"] == "10.0.1.0/24"
+    assert all(s["private_net"] and s["private_net"][0]["ip"].startswith("10.0.1.") for s in servers)
     (fw,) = hcloud_api.firewalls.values()
     assert fw["applied_to"] == [{"type": "label_selector", "label_selector": {"selector": "cluster=honeydue"}}]
     assert all(hcloud_api.server_json(s)["public_net"]["firewalls"] for s in servers)
@@ -111,8 +116,8 @@ def test_provision_fresh_idempotent_scale_out_and_refused_scale_in(hcloud_api, p
     assert fleet["created"] == ["hetzner4"] and fleet["deleted"] == []
     assert {s["name"]: s["id"] for s in hcloud_api.servers.values() if s["name"] != "hetzner4"} == ids
     new = next(s for s in hcloud_api.servers.values() if s["name"] == "hetzner4")
-    assert new["labels"]["role"] == "k3s-agent"
-    assert len(_rules(hcloud_api)[4][2]) == 4
+    assert new["labels"]["role"] == "k3s-agent" and new["private_net"]
+    assert len(_rules(hcloud_api)) == 5  # the firewall does not change with the fleet
 
     # Scale in 4 -> 3 without allow_delete: refused before any change, nothing deleted.
     before = len(_writes(hcloud_api))
@@ -178,14 +183,16 @@ def test_fleet_reports_quota_failure_with_the_api_code(hcloud_api, playbook) -> 
     assert next(iter(hcloud_api.servers.values()))["status"] == "running"
 
 
-def _inventory(tmp_path: Path, api: HcloudStandIn, *, cache_dir: Path | None = None) -> dict:
+def _inventory(tmp_path: Path, api: HcloudStandIn, *, cache_dir: Path | None = None, network: bool = True) -> dict:
     source_dir = tmp_path / "inv"
     source_dir.mkdir(exist_ok=True)
-    config = yaml.safe_load((REPO / "inventories" / "hcloud.yml").read_text())
+    config = yaml.safe_load((REPO / "inventories" / "production" / "hcloud.yml").read_text())
     config["api_endpoint"] = api.url + "/v1"
+    if not network:
+        del config["network"]
     (source_dir / "hcloud.yml").write_text(yaml.safe_dump(config))
     if not (source_dir / "group_vars").exists():
-        (source_dir / "group_vars").symlink_to(REPO / "inventories" / "group_vars")
+        (source_dir / "group_vars").symlink_to(REPO / "inventories" / "production" / "group_vars")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "HCLOUD_"))}
     env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), HCLOUD_TOKEN=TOKEN,
                ANSIBLE_INVENTORY_UNPARSED_FAILED="True",
@@ -202,9 +209,11 @@ def _plain(value):
 
 def test_inventory_groups_hostvars_and_cache(hcloud_api, tmp_path) -> None:
     api = hcloud.Client(TOKEN, api_endpoint=hcloud_api.url + "/v1", poll_interval=0.01)
+    net = api.networks.create("honeydue", ip_range="10.0.0.0/16", subnets=[
+        NetworkSubnet(type="cloud", ip_range="10.0.1.0/24", network_zone="eu-central")])
     for i, role in ((1, "k3s-server"), (2, "k3s-server"), (3, "k3s-server"), (4, "k3s-agent")):
         api.servers.create(f"hetzner{i}", server_type=ServerType(name="cx33"), image=Image(name="ubuntu-24.04"),
-                           labels={"cluster": "honeydue", "role": role, "env": "production"})
+                           labels={"cluster": "honeydue", "role": role, "env": "production"}, networks=[net])
     api.servers.create("other", server_type=ServerType(name="cx33"), image=Image(name="ubuntu-24.04"),
                        labels={"cluster": "someone-else", "role": "k3s-server"})
     inv = _inventory(tmp_path, hcloud_api)
@@ -214,10 +223,13 @@ def test_inventory_groups_hostvars_and_cache(hcloud_api, tmp_path) -> None:
     assert "other" not in inv["_meta"]["hostvars"]
     host = inv["_meta"]["hostvars"]["hetzner1"]
     server = next(s for s in hcloud_api.servers.values() if s["name"] == "hetzner1")
+    # SSH goes to the public address (the operator is outside); K3s and the cluster ports use the private one.
     assert _plain(host["ansible_host"]) == server["public_net"]["ipv4"]["ip"]
     assert _plain(host["ansible_user"]) == "deploy"
-    assert _plain(host["honeydue_node_ip"]) == server["public_net"]["ipv4"]["ip"]
-    assert host["honeydue_cluster_name"] == "honeydue"  # inventories/group_vars/all.yml
+    assert _plain(host["honeydue_node_ip"]) == server["private_net"][0]["ip"]
+    assert _plain(host["honeydue_node_ip"]).startswith("10.0.1.")
+    assert host["honeydue_cluster_name"] == "honeydue"  # inventories/shared/group_vars/all.yml, linked
+    assert host["honeydue_env"] == "production"  # inventories/production/group_vars/all/env.yml
     assert hcloud_api.calls("GET", r"^/v1/servers$")[-1].query["label_selector"] == ["cluster=honeydue"]
 
     assert _plain(host["honeydue_public_ipv4"]) == server["public_net"]["ipv4"]["ip"]
@@ -241,7 +253,7 @@ def test_inventory_reads_every_page_by_next_page(hcloud_api, tmp_path, unknown_t
         server["status"] = "running"
         hcloud_api.servers[server["id"]] = server
     hcloud_api.unknown_totals = unknown_totals
-    inv = _inventory(tmp_path, hcloud_api)
+    inv = _inventory(tmp_path, hcloud_api, network=False)
     hostvars = inv["_meta"]["hostvars"]
     assert len(inv["k3s_servers"]["hosts"]) == 120 == len(hostvars)
     assert {_plain(hostvars[f"node{i:03d}"]["hcloud_location"]) for i in range(3)} == {"nbg1", "fsn1", "hel1"}
@@ -332,3 +344,28 @@ def test_fleet_survives_a_lost_create_answer(hcloud_api, playbook, drop) -> None
     assert all(s["protection"]["delete"] and s["status"] == "running" for s in hcloud_api.servers.values())
     again = playbook(_fleet_play(["hetzner1", "hetzner2", "hetzner3"]), env=_env(hcloud_api))
     assert again.task_results("fleet")["changed"] is False
+
+
+@pytest.mark.slow
+def test_the_network_policy_drives_the_firewall_and_first_boot(hcloud_api, playbook, tmp_path) -> None:
+    """One policy: a changed SSH port and a closed Kubernetes API reach the cloud firewall and the
+    first boot; a server provisioned before the private network existed gets attached to it."""
+    api = hcloud.Client(TOKEN, api_endpoint=hcloud_api.url + "/v1", poll_interval=0.01)
+    api.servers.create("hetzner1", server_type=ServerType(name="cx33"), image=Image(name="ubuntu-24.04"),
+                       labels={"cluster": "honeydue", "role": "k3s-server", "env": "production"})
+    policy = {"ssh_port": 2222, "api_public": False, "admin_cidrs": ADMIN, "origin_cidrs": ["173.245.48.0/20"],
+              "private_cidr": "10.0.1.0/24"}
+    run = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path, hcloud_provision_network_policy=policy))
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert _rules(hcloud_api) == [("tcp", "2222", tuple(ADMIN)), ("tcp", "80", ("173.245.48.0/20",)),
+                                  ("tcp", "443", ("173.245.48.0/20",)), ("icmp", None, ("0.0.0.0/0", "::/0"))]
+    old = next(s for s in hcloud_api.servers.values() if s["name"] == "hetzner1")
+    assert old["private_net"] and hcloud_api.calls("POST", rf"^/v1/servers/{old['id']}/actions/attach_to_network$")
+    user_data = yaml.safe_load(hcloud_api.calls("POST", r"^/v1/servers$")[-1].body["user_data"])
+    assert user_data["disable_root"] is True and user_data["ssh_pwauth"] is False
+    (dropin,) = user_data["write_files"]
+    assert "PermitRootLogin no" in dropin["content"] and "Port 2222" in dropin["content"]
+    assert dropin["permissions"] == "0600"
+    bad = playbook(PROVISION, env=_env(hcloud_api),
+                   extra_args=_vars(tmp_path, hcloud_provision_network_policy={**policy, "ssh_port": 2379}))
+    assert bad.rc != 0 and "collides" in bad.stdout

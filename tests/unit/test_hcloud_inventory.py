@@ -27,10 +27,16 @@ def test_public_addresses_and_role_group():
     assert "hcloud_datacenter" not in hv
 
 
-def test_private_network_address_is_used_for_connection_and_cluster_traffic():
+def test_private_network_address_is_the_node_ip_and_ssh_stays_public():
     _, _, hv = host_entry(server(private="10.0.1.2"), role_groups=ROLES, network_id=7)
-    assert hv["ansible_host"] == hv["honeydue_node_ip"] == "10.0.1.2"
+    assert hv["honeydue_node_ip"] == hv["honeydue_private_ipv4"] == "10.0.1.2"  # K3s and cluster ports
+    assert hv["ansible_host"] == "203.0.113.10"  # the operator's machine is outside the private network
     assert hv["honeydue_public_ipv4"] == "203.0.113.10"  # DNS still points at the public address
+
+
+def test_a_controller_inside_the_private_network_connects_there():
+    _, _, hv = host_entry(server(private="10.0.1.2"), role_groups=ROLES, network_id=7, connect="private")
+    assert hv["ansible_host"] == hv["honeydue_node_ip"] == "10.0.1.2"
 
 
 def test_a_server_missing_from_the_network_is_an_error_not_a_wrong_address():
