@@ -50,6 +50,64 @@ Vendor answers used here (verbatim answers of api.cloudflare.com quoted in publi
   speed`` (cloudflare/workers-sdk#10025; the 429 + retry-after rule: dns_records_batch.md);
 * unknown record: ``81044 Record does not exist.`` (zanjie1999/cloudflare-api-v4-ddns#5);
 * DNS validation codes: see :mod:`lab.standins._cfdns`.
+
+Origin TLS (zone SSL mode and zone-level Authenticated Origin Pulls), as the API behaves in 2026.
+The vendored zones schema has none of these endpoints, so each answer is checked against a schema
+written here from the API reference (:data:`ORIGIN_TLS_SCHEMAS`); sources:
+
+* ``GET``/``PATCH /zones/{id}/settings/ssl`` -- *Edit zone setting*,
+  https://developers.cloudflare.com/api/resources/zones/subresources/settings/methods/edit/ (body
+  ``{"value": ...}``; result ``{id, value, editable, modified_on}``; accepted permission "Zone
+  Settings Write", reads also "Zone Settings Read"). Values ``off``, ``flexible``, ``full``,
+  ``strict`` (schema ``zones_ssl_value``); ``origin_pull`` (Strict, SSL-only origin pull) is
+  Enterprise-only (*Encryption modes*, https://developers.cloudflare.com/ssl/origin-configuration/ssl-modes/
+  and the partial *change-encryption-mode-api*) and refused on the stand-in's Free plan zones. A
+  refused value answers 400 ``1007 Invalid value for zone setting ssl`` (the code and wording
+  Cloudflare sends for other settings: cloudflare/terraform-provider-cloudflare#3003,
+  pulumi/pulumi-cloudflare#1319). Other setting names are not modelled (7000 no route).
+* ``POST``/``GET /zones/{id}/origin_tls_client_auth``, ``GET``/``DELETE .../{certificate_id}`` --
+  *Zone Certificates*, https://developers.cloudflare.com/api/resources/origin_tls_client_auth/subresources/zone_certificates/
+  (same paths as the SDKs' deprecated ``origin_tls_client_auth.create/list/get/delete``; accepted
+  permission "SSL and Certificates Write", reads also "SSL and Certificates Read"). The model:
+  ``id, certificate, expires_on, issuer, signature, status, uploaded_on``; ``status`` one of
+  ``initializing, pending_deployment, pending_deletion, active, deleted, deployment_timed_out,
+  deletion_timed_out``. An upload answers ``pending_deployment`` and turns ``active`` later
+  ("Deployment is asynchronous", alchemy.run's Cloudflare provider docs; *Manage certificates*:
+  "Upload the new certificate. Check whether new certificate is Active. Once certificate is active,
+  delete the previous certificate.",
+  https://developers.cloudflare.com/ssl/origin-configuration/authenticated-origin-pull/set-up/manage-certificates/).
+  Here it turns ``active`` ``aop_deploy_seconds`` after the upload (on the stand-in's clock; None:
+  never) and a deleted one answers ``pending_deletion`` and leaves the list as long after (the
+  stand-in's choice; Cloudflare does not say when deleted certificates stop being listed).
+  Certificates are not deleted on expiry (same page). Refusals (HTTP 400): a certificate already
+  uploaded to the zone ``1406 This certificate already exists for this zone.`` (verbatim,
+  cloudflare/terraform-provider-cloudflare#837); a certificate that does not parse ``1002 Invalid
+  certificate.``, a private key that does not parse (or has a password) ``2106 The private key you
+  uploaded is invalid. Please check your input and try again.``, a key that does not belong to the
+  certificate ``2200 The certificate and private key pair you uploaded is invalid. Please check your
+  input and try again.`` -- the custom-certificate codes of *Troubleshooting | Custom certificates*
+  (https://developers.cloudflare.com/ssl/edge-certificates/custom-certificates/troubleshooting/,
+  2200 added by cloudflare/cloudflare-docs#30931), which the zone-level AOP docs tell to follow
+  ("follow the API instructions to upload a custom certificate ... but use the
+  origin_tls_client_auth endpoint"); unverified on this endpoint itself. An unknown certificate id
+  answers the generic 400 7003 (stand-in's choice).
+* ``GET``/``PUT /zones/{id}/origin_tls_client_auth/settings`` -- *Set Enablement for Zone*,
+  https://developers.cloudflare.com/api/resources/origin_tls_client_auth/subresources/settings/methods/update/
+  (body and result ``{"enabled": bool}``, false by default; "SSL and Certificates Write"). Zone-level
+  AOP is independent of global AOP (the ``tls_client_auth`` setting, Cloudflare's shared
+  certificate) -- *Zone-level*, https://developers.cloudflare.com/ssl/origin-configuration/authenticated-origin-pull/set-up/zone-level/.
+  A body without a boolean ``enabled`` answers 400 1004 (stand-in's choice of code).
+
+Token permissions: the stand-in holds any number of API tokens, each with a set of permissions
+named as the API reference's "Accepted Permissions" (:data:`PERMISSIONS`; the dashboard calls
+"... Write" "... Edit"). The token given to the constructor has all of them (what the existing
+tests use); :meth:`CloudflareStandIn.add_token` (``POST /_standin/tokens {"token": ..., "permissions":
+[...]}``) adds limited ones. A call the token's permissions do not cover is refused with
+Cloudflare's answer, HTTP 403 ``10000 Authentication error`` (verbatim: Curetix/mailflare-extension#20,
+a token lacking "Email Routing Rules: Edit"; hieunc229/mailflare#1, "Cloudflare API 403 on
+/zones/.../email/routing/dns: code 10000: Authentication error"; lablabs/cloudflare-exporter#120,
+"Cloudflare API returns Authentication error (10000) in case if token does not have the required
+scope of permissions"). The answer does not name the missing permission; clients have to.
 """
 from __future__ import annotations
 
@@ -62,8 +120,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from openapi_schema_validator import OAS30Validator
 
 from lab.standins import _cfdns as dns
@@ -83,6 +145,40 @@ SERVER_ASSIGNED = ("id", "proxiable", "created_on", "modified_on")
 BATCH_KEYS = ("deletes", "patches", "puts", "posts")
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _BEARER = re.compile(r"^Bearer ([A-Za-z0-9._~+/=-]+)$")
+
+# Token permissions, named as the API reference lists them ("Accepted Permissions").
+ZONE_READ, ZONE_WRITE = "Zone Read", "Zone Write"
+DNS_READ, DNS_WRITE = "DNS Read", "DNS Write"
+ZONE_SETTINGS_READ, ZONE_SETTINGS_WRITE = "Zone Settings Read", "Zone Settings Write"
+SSL_READ, SSL_WRITE = "SSL and Certificates Read", "SSL and Certificates Write"
+PERMISSIONS = frozenset({ZONE_READ, ZONE_WRITE, DNS_READ, DNS_WRITE, ZONE_SETTINGS_READ, ZONE_SETTINGS_WRITE,
+                         SSL_READ, SSL_WRITE})
+AUTH_ERROR = 10000  # "Authentication error": a token without the permission a call needs (HTTP 403)
+SSL_VALUES = ("off", "flexible", "full", "strict")  # zones_ssl_value
+ENTERPRISE_SSL_VALUES = ("origin_pull",)
+AOP_STATUSES = ("initializing", "pending_deployment", "pending_deletion", "active", "deleted",
+                "deployment_timed_out", "deletion_timed_out")
+AOP_DEPLOY_SECONDS = 1.0
+
+# Answers of the origin TLS endpoints, from the API reference (the vendored schema lacks them).
+ORIGIN_TLS_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ssl-setting": {"type": "object", "required": ["id", "value", "editable"], "additionalProperties": False,
+                    "properties": {"id": {"type": "string", "enum": ["ssl"]},
+                                   "value": {"type": "string", "enum": list(SSL_VALUES + ENTERPRISE_SSL_VALUES)},
+                                   "editable": {"type": "boolean"},
+                                   "modified_on": {"type": "string", "format": "date-time", "nullable": True}}},
+    "aop-certificate": {"type": "object", "additionalProperties": False,
+                        "required": ["id", "certificate", "expires_on", "issuer", "signature", "status", "uploaded_on"],
+                        "properties": {"id": {"type": "string", "maxLength": 32},
+                                       "certificate": {"type": "string"},
+                                       "expires_on": {"type": "string", "format": "date-time"},
+                                       "issuer": {"type": "string"},
+                                       "signature": {"type": "string"},
+                                       "status": {"type": "string", "enum": list(AOP_STATUSES)},
+                                       "uploaded_on": {"type": "string", "format": "date-time"}}},
+    "aop-settings": {"type": "object", "required": ["enabled"], "additionalProperties": False,
+                     "properties": {"enabled": {"type": "boolean"}}},
+}
 
 Body = dict[str, Any]
 
@@ -245,6 +341,27 @@ def _new_id() -> str:
     return secrets.token_hex(16)
 
 
+def _stamp(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _issuer(cert: x509.Certificate) -> str:
+    """The issuing authority's name as AOP answers show it (an organisation, e.g. "GlobalSign")."""
+    for oid in (x509.NameOID.ORGANIZATION_NAME, x509.NameOID.COMMON_NAME):
+        names = cert.issuer.get_attributes_for_oid(oid)
+        if names:
+            return str(names[0].value)
+    return cert.issuer.rfc4514_string()
+
+
+def _signature(cert: x509.Certificate) -> str:
+    """The signature type as Cloudflare names it (``SHA256WithRSA``, ``ECDSAWithSHA256``)."""
+    digest = (cert.signature_hash_algorithm.name if cert.signature_hash_algorithm else "").upper()
+    if "ecdsa" in str(cert.signature_algorithm_oid._name).lower():
+        return f"ECDSAWith{digest}"
+    return f"{digest}WithRSA"
+
+
 def _retry_after(seconds: Any) -> int:
     """A ``retry-after`` Cloudflare can send: whole seconds, 1..300 (blocked "for up to 5 minutes")."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= MAX_RETRY_AFTER:
@@ -260,8 +377,16 @@ class CloudflareStandIn(StandIn):
     def __init__(self, token: str = "test-token", port: int = 0, zones: list[str] | None = None,
                  batch_limit: int = FREE_PLAN_BATCH_LIMIT, retry_after: int = 1,
                  rate_limit: int | None = RATE_LIMIT, rate_window: float = RATE_WINDOW,
-                 rate_block: float = RATE_BLOCK, clock: Callable[[], float] = time.monotonic) -> None:
+                 rate_block: float = RATE_BLOCK, clock: Callable[[], float] = time.monotonic,
+                 ssl_mode: str = "flexible", aop_deploy_seconds: float | None = AOP_DEPLOY_SECONDS) -> None:
         self._seed = list(zones) if zones is not None else [DEFAULT_ZONE]
+        # A new zone's SSL mode: honeydue.example runs Flexible today (README); the value is seeded.
+        self._seed_ssl = ssl_mode
+        self.aop_deploy_seconds = aop_deploy_seconds
+        self.tokens: dict[str, frozenset[str]] = {}
+        self.ssl_settings: dict[str, Body] = {}
+        self.aop_certificates: dict[str, dict[str, Body]] = {}
+        self.aop_enabled: dict[str, bool] = {}
         self.batch_limit = batch_limit
         self.retry_after = _retry_after(retry_after)
         self._rate = (rate_limit, rate_window, rate_block)
@@ -278,6 +403,10 @@ class CloudflareStandIn(StandIn):
     def _initial_state(self) -> None:
         self.zones = {}
         self.records = {}
+        self.ssl_settings = {}
+        self.aop_certificates = {}
+        self.aop_enabled = {}
+        self.tokens = {self.token: PERMISSIONS}  # the constructor's token may do everything
         for name in self._seed:
             self.add_zone(name)
         self.configure_rate_limit(*self._rate)  # a fresh limiter, as configured
@@ -308,7 +437,23 @@ class CloudflareStandIn(StandIn):
         }
         self.zones[zone["id"]] = zone
         self.records[zone["id"]] = {}
+        self.ssl_settings[zone["id"]] = {"id": "ssl", "value": self._seed_ssl, "editable": True, "modified_on": None}
+        self.aop_certificates[zone["id"]] = {}
+        self.aop_enabled[zone["id"]] = False  # "It is false by default."
         return zone
+
+    def add_token(self, token: str, permissions: Iterable[str]) -> None:
+        """Accept ``token`` with exactly ``permissions`` (names of :data:`PERMISSIONS`)."""
+        wanted = frozenset(permissions)
+        unknown = wanted - PERMISSIONS
+        if unknown or not _BEARER.match(f"Bearer {token}"):
+            raise ValueError(f"unknown permissions {sorted(unknown)} or a malformed token")
+        with self._lock:
+            self.tokens[token] = wanted
+
+    def set_ssl(self, zone_name: str, value: str) -> None:
+        """Seed a zone's SSL mode (as if changed in the dashboard)."""
+        self.ssl_settings[self.zone_by_name(zone_name)["id"]].update(value=value, modified_on=_now())
 
     def zone_by_name(self, name: str) -> Body:
         return next(z for z in self.zones.values() if z["name"] == name)
@@ -343,6 +488,20 @@ class CloudflareStandIn(StandIn):
         if what == "zones" and req.method == "GET":
             with self._lock:
                 return Response(200, list(self.zones.values()))
+        if what == "tokens" and req.method == "POST":
+            spec = req.body if isinstance(req.body, dict) else {}
+            try:
+                self.add_token(str(spec.get("token") or ""), spec.get("permissions") or [])
+            except (TypeError, ValueError) as exc:
+                return Response(400, {"error": str(exc)})
+            return Response(204)
+        if what == "aop" and req.method == "POST":
+            spec = req.body if isinstance(req.body, dict) else {}
+            seconds = spec.get("deploy_seconds")
+            if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0):
+                return Response(400, {"error": "deploy_seconds must be a number >= 0, or null (never active)"})
+            self.aop_deploy_seconds = seconds
+            return Response(204)
         return super().control(req, what)
 
     # -- vendor answers --------------------------------------------------------------------------
@@ -357,7 +516,7 @@ class CloudflareStandIn(StandIn):
             if m is None:
                 resp = fail(400, dns.error(6003, "Invalid request headers", chain=[
                     {"code": 6111, "message": "Invalid format for Authorization header"}]))
-            elif secrets.compare_digest(m.group(1), self.token):
+            elif self._token_permissions(m.group(1)) is not None:
                 return None
             else:
                 resp = fail(403, dns.error(9109, "Invalid access token"))
@@ -370,6 +529,27 @@ class CloudflareStandIn(StandIn):
             resp = fail(403, dns.error(9103, "Unknown X-Auth-Key or X-Auth-Email"))
         self._check_envelope(req, resp)
         return resp
+
+    def _token_permissions(self, value: str) -> frozenset[str] | None:
+        """The permissions of a bearer token (None: not a token of this stand-in)."""
+        found = None
+        for token, permissions in self.tokens.items():
+            if secrets.compare_digest(value, token):
+                found = permissions
+        return found
+
+    def _permissions_of(self, req: Request) -> frozenset[str]:
+        """What the request's credentials may do (the global API key may do everything)."""
+        m = _BEARER.match(req.headers.get("authorization") or "")
+        if m is None:
+            return PERMISSIONS
+        return self._token_permissions(m.group(1)) or frozenset()
+
+    def _forbidden(self, req: Request, accepted: frozenset[str]) -> Response | None:
+        """Cloudflare's 403 when the token holds none of the ``accepted`` permissions."""
+        if self._permissions_of(req) & accepted:
+            return None
+        return fail(403, dns.error(AUTH_ERROR, "Authentication error"))
 
     def rate_limited(self, retry_after: int | None = None) -> Response:
         """Cloudflare's 429: code 971 and ``retry-after`` in seconds (1..300; default ``retry_after``)."""
@@ -438,7 +618,11 @@ class CloudflareStandIn(StandIn):
         if len(parts) == 4 and parts[0] == "zones" and parts[2:] == ["dns_records", "batch"] \
                 and req.method == "POST":
             zone = self.zones.get(parts[1])
-            return None, self._batch(req, zone) if zone else self._bad_identifier(req)
+            if zone is None:
+                return None, self._bad_identifier(req)
+            return None, self._forbidden(req, frozenset({DNS_WRITE})) or self._batch(req, zone)
+        if len(parts) >= 3 and parts[0] == "zones" and parts[2] in ("settings", "origin_tls_client_auth"):
+            return None, self._origin_tls(req, parts)
         op = self.contract.find(req.method, req.path)
         if op is None:
             if self.contract.path_known(req.path):
@@ -454,6 +638,15 @@ class CloudflareStandIn(StandIn):
                 return op, self._bad_identifier(req)
         if "dns_record_id" in op.params and not _ID.match(op.params["dns_record_id"]):
             return op, self._bad_identifier(req)
+        if op.operation_id in ("zones-get", "zones-0-get"):
+            accepted = frozenset({ZONE_READ, ZONE_WRITE})
+        elif req.method == "GET":
+            accepted = frozenset({DNS_READ, DNS_WRITE})
+        else:
+            accepted = frozenset({DNS_WRITE})
+        forbidden = self._forbidden(req, accepted)
+        if forbidden is not None:
+            return op, forbidden
         refused = self._refuse(req, op)
         if refused is not None:
             return op, refused
@@ -623,6 +816,158 @@ class CloudflareStandIn(StandIn):
             if extra in body:
                 record[extra] = body[extra]
         return record
+
+    # -- origin TLS: the zone's SSL mode and zone-level Authenticated Origin Pulls -----------------
+    def _origin_tls(self, req: Request, parts: list[str]) -> Response:
+        """``/zones/{id}/settings/ssl`` and ``/zones/{id}/origin_tls_client_auth[/settings|/{cert}]``."""
+        rest = parts[2:]
+        if rest[0] == "settings":
+            routes = {("GET",): self._get_ssl, ("PATCH",): self._patch_ssl} if rest == ["settings", "ssl"] else {}
+            read, write = ZONE_SETTINGS_READ, ZONE_SETTINGS_WRITE
+        elif rest == ["origin_tls_client_auth"]:
+            routes = {("GET",): self._list_aop, ("POST",): self._upload_aop}
+            read, write = SSL_READ, SSL_WRITE
+        elif rest == ["origin_tls_client_auth", "settings"]:
+            routes = {("GET",): self._get_aop_settings, ("PUT",): self._put_aop_settings}
+            read, write = SSL_READ, SSL_WRITE
+        elif len(rest) == 2 and rest[1] != "hostnames":
+            routes = {("GET",): self._get_aop, ("DELETE",): self._delete_aop}
+            read, write = SSL_READ, SSL_WRITE
+        else:
+            routes, read, write = {}, SSL_READ, SSL_WRITE
+        if not routes:
+            return fail(400, dns.error(7000, "No route for that URI"))
+        handler = routes.get((req.method,))
+        if handler is None:
+            return fail(405, dns.error(7001, f"Method {req.method} not available for that URI."))
+        zone = self.zones.get(parts[1])
+        if zone is None:
+            return self._bad_identifier(req)
+        accepted = frozenset({read, write}) if req.method == "GET" else frozenset({write})
+        forbidden = self._forbidden(req, accepted)
+        if forbidden is not None:
+            return forbidden
+        if req.raw_body and req.body is None:
+            return fail(400, dns.error(6007, "Malformed JSON in request body"))
+        resp = handler(req, zone, rest)
+        self._check_origin_tls_answer(req, resp)
+        return resp
+
+    def _check_origin_tls_answer(self, req: Request, resp: Response) -> None:
+        """Each result against the schema the API reference gives for it (ORIGIN_TLS_SCHEMAS)."""
+        if resp.status >= 400 or not isinstance(resp.body, dict):
+            return
+        path = req.path[len(API):]
+        kind = "ssl-setting" if "/settings/ssl" in path else (
+            "aop-settings" if path.endswith("/origin_tls_client_auth/settings") else "aop-certificate")
+        result = resp.body.get("result")
+        for item in result if isinstance(result, list) else [result]:
+            for problem in self.contract.schema_errors(f"r:{kind}", ORIGIN_TLS_SCHEMAS[kind], item):
+                self.contract_violations.append(f"{req.method} {path}: {kind}: {problem}")
+
+    # settings/ssl
+    def _get_ssl(self, req: Request, zone: Body, rest: list[str]) -> Response:
+        return ok(dict(self.ssl_settings[zone["id"]]))
+
+    def _patch_ssl(self, req: Request, zone: Body, rest: list[str]) -> Response:
+        body = req.body if isinstance(req.body, dict) else {}
+        value = body.get("value")
+        plan = zone.get("plan", {}).get("legacy_id")
+        allowed = SSL_VALUES + (ENTERPRISE_SSL_VALUES if plan == "enterprise" else ())
+        if set(body) - {"value"} or not isinstance(value, str) or value not in allowed:
+            return fail(400, dns.error(1007, "Invalid value for zone setting ssl"))
+        setting = self.ssl_settings[zone["id"]]
+        setting.update(value=value, modified_on=_now())
+        return ok(dict(setting))
+
+    # origin_tls_client_auth
+    def _aop_view(self, cert: Body) -> Body | None:
+        """The certificate as the API shows it now (None: no longer listed)."""
+        now, delay = self._clock(), self.aop_deploy_seconds
+        if cert["_deleted_at"] is not None:
+            if delay is not None and now >= cert["_deleted_at"] + delay:
+                return None
+            status = "pending_deletion"
+        elif delay is None or now < cert["_uploaded_at"] + delay:
+            status = "pending_deployment"
+        else:
+            status = "active"
+        return {k: v for k, v in cert.items() if not k.startswith("_")} | {"status": status}
+
+    def _aop_visible(self, zone: Body) -> list[Body]:
+        certs = self.aop_certificates[zone["id"]]
+        views = {cid: self._aop_view(cert) for cid, cert in certs.items()}
+        for cid, view in views.items():
+            if view is None:
+                del certs[cid]
+        return [v for v in views.values() if v is not None]
+
+    def _list_aop(self, req: Request, zone: Body, rest: list[str]) -> Response:
+        found = sorted(self._aop_visible(zone), key=lambda c: c["uploaded_on"])
+        return ok(found, {"page": 1, "per_page": max(len(found), 1), "count": len(found),
+                          "total_count": len(found), "total_pages": 1})
+
+    def _find_aop(self, zone: Body, cid: str) -> Body | None:
+        self._aop_visible(zone)
+        return self.aop_certificates[zone["id"]].get(cid)
+
+    def _get_aop(self, req: Request, zone: Body, rest: list[str]) -> Response:
+        cert = self._find_aop(zone, rest[1])
+        return ok(self._aop_view(cert)) if cert else self._bad_identifier(req)
+
+    def _delete_aop(self, req: Request, zone: Body, rest: list[str]) -> Response:
+        cert = self._find_aop(zone, rest[1])
+        if cert is None:
+            return self._bad_identifier(req)
+        if cert["_deleted_at"] is None:
+            cert["_deleted_at"] = self._clock()
+        return ok(self._aop_view(cert))
+
+    def _upload_aop(self, req: Request, zone: Body, rest: list[str]) -> Response:
+        body = req.body if isinstance(req.body, dict) else {}
+        pem, key_pem = body.get("certificate"), body.get("private_key")
+        try:
+            cert = x509.load_pem_x509_certificate(pem.encode()) if isinstance(pem, str) else None
+        except ValueError:
+            cert = None
+        if cert is None:
+            return fail(400, dns.error(1002, "Invalid certificate."))
+        try:
+            key = serialization.load_pem_private_key(key_pem.encode(), password=None) \
+                if isinstance(key_pem, str) else None
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            key = None
+        if key is None or not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+            return fail(400, dns.error(2106, "The private key you uploaded is invalid. Please check your input and try again."))
+        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+            return fail(400, dns.error(2200, "The certificate and private key pair you uploaded is invalid. "
+                                             "Please check your input and try again."))
+        der = cert.public_bytes(serialization.Encoding.DER)
+        for other in self._aop_visible(zone):
+            if other["status"] != "pending_deletion" and \
+                    x509.load_pem_x509_certificate(other["certificate"].encode()).public_bytes(
+                        serialization.Encoding.DER) == der:
+                return fail(400, dns.error(1406, "This certificate already exists for this zone."))
+        record: Body = {
+            "id": _new_id(), "certificate": pem, "expires_on": _stamp(cert.not_valid_after_utc),
+            "issuer": _issuer(cert), "signature": _signature(cert), "uploaded_on": _now(),
+            "_uploaded_at": self._clock(), "_deleted_at": None,
+        }
+        self.aop_certificates[zone["id"]][record["id"]] = record
+        return ok(self._aop_view(record))
+
+    # origin_tls_client_auth/settings
+    def _get_aop_settings(self, req: Request, zone: Body, rest: list[str]) -> Response:
+        return ok({"enabled": self.aop_enabled[zone["id"]]})
+
+    def _put_aop_settings(self, req: Request, zone: Body, rest: list[str]) -> Response:
+        body = req.body if isinstance(req.body, dict) else {}
+        if set(body) != {"enabled"} or not isinstance(body["enabled"], bool):
+            return fail(400, dns.error(1004, "Validation Error", chain=[
+                {"code": 1004, "message": "body must be {\"enabled\": true|false}"}]))
+        self.aop_enabled[zone["id"]] = body["enabled"]
+        return ok({"enabled": body["enabled"]})
 
     # -- batch -----------------------------------------------------------------------------------
     def _batch(self, req: Request, zone: Body) -> Response:

@@ -3,9 +3,10 @@
 """A small Cloudflare API v4 client for the collection's modules (private).
 
 Why not the official ``cloudflare`` SDK: it is a large generated package (and another pinned
-dependency on every controller) for the four calls needed here (zone lookup, paginated record
-list, batch). This client is ~200 lines on ansible's own ``open_url``, works with any Python the
-controller runs, counts its calls, and implements the retry policy the module documents:
+dependency on every controller) for the few calls needed here (zone lookup, paginated record
+list, batch; a zone setting; the zone-level Authenticated Origin Pulls certificates and switch).
+This client is ~250 lines on ansible's own ``open_url``, works with any Python the controller
+runs, counts its calls, and implements the retry policy the module documents:
 
 * HTTP 429 (reads and writes): wait ``retry-after`` seconds, then send again. Cloudflare refuses a
   rate-limited call before processing it ("all API calls for the next five minutes will be
@@ -223,3 +224,36 @@ class CloudflareClient:
         """One batch call (one transaction). Never resent on 5xx or a lost answer (see the module doc)."""
         body = {k: v for k, v in batch.items() if v}
         return self.request("POST", f"/zones/{zone_id}/dns_records/batch", body=body).get("result") or {}
+
+    # -- zone settings (Zone Settings: Read / Edit) ----------------------------------------------
+    def get_setting(self, zone_id, name):
+        """``GET /zones/{id}/settings/{name}``: ``{id, value, editable, modified_on}``."""
+        return self.request("GET", f"/zones/{zone_id}/settings/{name}").get("result") or {}
+
+    def edit_setting(self, zone_id, name, value):
+        """``PATCH /zones/{id}/settings/{name}`` with ``{"value": value}``."""
+        return self.request("PATCH", f"/zones/{zone_id}/settings/{name}", body={"value": value}).get("result") or {}
+
+    # -- zone-level Authenticated Origin Pulls (SSL and Certificates: Read / Edit) ---------------
+    def list_aop_certificates(self, zone_id):
+        """``GET /zones/{id}/origin_tls_client_auth``: the zone's client certificates (one page)."""
+        return self.request("GET", f"/zones/{zone_id}/origin_tls_client_auth").get("result") or []
+
+    def get_aop_certificate(self, zone_id, certificate_id):
+        return self.request("GET", f"/zones/{zone_id}/origin_tls_client_auth/{certificate_id}").get("result") or {}
+
+    def upload_aop_certificate(self, zone_id, certificate, private_key):
+        """``POST /zones/{id}/origin_tls_client_auth``. The key travels only in this request's body."""
+        body = {"certificate": certificate, "private_key": private_key}
+        return self.request("POST", f"/zones/{zone_id}/origin_tls_client_auth", body=body).get("result") or {}
+
+    def delete_aop_certificate(self, zone_id, certificate_id):
+        return self.request("DELETE", f"/zones/{zone_id}/origin_tls_client_auth/{certificate_id}").get("result") or {}
+
+    def get_aop_settings(self, zone_id):
+        """``GET /zones/{id}/origin_tls_client_auth/settings``: ``{"enabled": bool}``."""
+        return self.request("GET", f"/zones/{zone_id}/origin_tls_client_auth/settings").get("result") or {}
+
+    def set_aop_settings(self, zone_id, enabled):
+        body = {"enabled": bool(enabled)}
+        return self.request("PUT", f"/zones/{zone_id}/origin_tls_client_auth/settings", body=body).get("result") or {}

@@ -91,6 +91,7 @@ PLUGINS = [
     ("filter", "honeydue.infra.hcloud_firewall_rules"),
     ("filter", "honeydue.infra.ufw_policy_rules"),
     ("filter", "honeydue.infra.iface_for"),
+    ("module", "honeydue.infra.cf_origin_tls"),
 ]
 
 
