@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: help test-clean venv docker image lint unit integration molecule test lab lab-down bench build clean
+.PHONY: help test-clean venv docker image lint sanity unit integration molecule test lab lab-down bench build clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,11 @@ lint: venv ## yamllint, ruff (Python) and ansible-lint (production profile)
 
 JUNIT := .cache/junit
 
+# ansible-test runs on a copy of what the collection ships, under .cache/sanity/ansible_collections/
+# honeydue/infra (it refuses the collections/ link); the sanity virtualenvs are reused between runs.
+sanity: venv ## ansible-test sanity on Python 3.13 (tests/sanity/ignore-2.21.txt lists the exceptions)
+	scripts/ansible-sanity.sh --junit $(JUNIT)/sanity.xml
+
 unit: venv ## unit tests (filters, module_utils, stand-in helpers)
 	$(BIN)/pytest tests/unit --junitxml=$(JUNIT)/unit.xml
 
@@ -64,8 +69,8 @@ molecule: venv image ## every molecule scenario, one at a time
 test-clean:
 	@rm -rf $(JUNIT)
 
-test: test-clean lint unit integration molecule ## everything CI runs
-	@$(BIN)/python scripts/test-summary.py $(JUNIT)/unit.xml $(JUNIT)/integration.xml \
+test: test-clean lint sanity unit integration molecule ## everything CI runs
+	@$(BIN)/python scripts/test-summary.py $(JUNIT)/sanity.xml $(JUNIT)/unit.xml $(JUNIT)/integration.xml \
 	  $$(ls molecule/*/molecule.yml | sed -E 's#molecule/([^/]+)/molecule.yml#$(JUNIT)/molecule-\1.xml#')
 
 lab: venv image ## the local lab: three lab nodes, booted, and what was done

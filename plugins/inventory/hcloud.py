@@ -4,7 +4,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: hcloud
-author: honeyDue engineering
+author: honeyDue engineering (@honeydue)
 version_added: 0.1.0
 short_description: The cluster's Hetzner Cloud servers, fast, with a cache that makes no call
 description:

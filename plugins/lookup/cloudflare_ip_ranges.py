@@ -4,7 +4,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: cloudflare_ip_ranges
-author: honeyDue engineering
+author: honeyDue engineering (@honeydue)
 version_added: 0.1.0
 short_description: Cloudflare's published edge IP ranges, as shipped with this collection
 description:

@@ -90,7 +90,7 @@ def desired_sets(records, zone, state="present", allow_empty=False):
         key = (name, rtype)
         if key in out:
             raise PlanError(f"{name} {rtype} is listed twice")
-        out[key] = {"values": sorted(set(values), key=lambda v: ipaddress.ip_address(v)),
+        out[key] = {"values": sorted(set(values), key=ipaddress.ip_address),
                     "proxied": rec.get("proxied"), "ttl": ttl, "comment": rec.get("comment")}
     return out
 
@@ -215,7 +215,7 @@ def by_name(records, keys):
 
 def mixed_proxied(records, keys):
     """Names whose A/AAAA records mix proxied and unproxied (Cloudflare then proxies them all)."""
-    names = sorted({name for name, _ in keys})
+    names = sorted({key[0] for key in keys})
     return [n for n in names
             if len({bool(r.get("proxied")) for r in records if r["name"].lower() == n and r["type"] in TYPES}) > 1]
 

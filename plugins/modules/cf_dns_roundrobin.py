@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: cf_dns_roundrobin
 short_description: Cloudflare round-robin A/AAAA record sets in one batch call, safe by construction
 version_added: 0.1.0
-author: honeyDue engineering
+author: honeyDue engineering (@honeydue)
 description:
   - Makes each listed name hold exactly the listed IPs (one A or AAAA record per IP), so that
     Cloudflare round-robins over them, with one zone lookup, one paginated list and one
@@ -98,33 +98,6 @@ options:
     description: Allow O(state=present) with an empty O(records[].values) (which then removes every record of that name).
     type: bool
     default: false
-  api_token:
-    description:
-      - Cloudflare API token (Zone:Read if O(zone) is used, DNS:Edit).
-      - Falls back to the environment variable E(CLOUDFLARE_API_TOKEN).
-    type: str
-    required: true
-  api_base_url:
-    description: API base URL; tests point it at a local stand-in.
-    type: str
-    default: https://api.cloudflare.com/client/v4
-  timeout:
-    description: Seconds per HTTP request.
-    type: int
-    default: 30
-  max_retries:
-    description:
-      - Retries of one call after HTTP 429 (any call), or after 5xx or a connection error (reads only;
-        see O(max_replans) for writes).
-    type: int
-    default: 5
-  max_wait:
-    description:
-      - Upper bound, in seconds, of the total time spent waiting between retries.
-      - A HTTP 429 whose C(retry-after) would take the total past it fails the task at once, naming
-        the wait Cloudflare asked for (up to 300 s when the account's rate limit is exhausted).
-    type: float
-    default: 60
   max_replans:
     description:
       - After a batch call that failed with an unknown outcome (5xx, no answer) or because the zone
@@ -139,10 +112,8 @@ options:
     default: 200
 attributes:
   check_mode:
-    support: full
     details: Reports exactly the batch it would send.
   diff_mode:
-    support: full
     details: Before/after per name.
 notes:
   - Cloudflare proxies every A/AAAA record of a name when any of them is proxied; a name that
@@ -150,6 +121,10 @@ notes:
   - "Vendor behaviour relied on: Proxy status (U(https://developers.cloudflare.com/dns/proxy-status/)),
     Rate limits (U(https://developers.cloudflare.com/fundamentals/api/reference/limits/)) and the
     DNS records batch endpoint (one transaction, deletes then patches, puts, posts)."
+  - "Token permissions: DNS: Edit, and Zone: Read when O(zone) is given (not needed with O(zone_id))."
+extends_documentation_fragment:
+  - honeydue.infra.cloudflare
+  - honeydue.infra.attributes
 """
 
 EXAMPLES = r"""
@@ -240,6 +215,32 @@ failure:
   type: dict
   sample: {"status": 429, "method": "GET", "path": "/zones", "retry_after": 300,
            "errors": [{"code": 971, "message": "Please wait and consider throttling your request speed"}]}
+  contains:
+    status:
+      description: HTTP status of the answer; null when no answer came.
+      type: int
+      returned: always
+    method:
+      description: HTTP method of the failed call.
+      type: str
+      returned: always
+    path:
+      description: API path of the failed call, relative to O(api_base_url).
+      type: str
+      returned: always
+    errors:
+      description: Cloudflare's C(errors), as C({code, message}).
+      type: list
+      elements: dict
+      returned: always
+    retry_after:
+      description: Seconds Cloudflare asked to wait, when a HTTP 429 was not waited out.
+      type: float
+      returned: when a HTTP 429 was not waited out
+    outcome:
+      description: For a write, C(unknown) (no answer or 5xx, it may have landed), C(stale) or C(refused).
+      type: str
+      returned: when the failed call was a write
 """
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
@@ -260,7 +261,7 @@ def run(module, client, facts):
     # Every input is checked before the first call.
     desired = desired_sets(p["records"], p["zone"], p["state"], p["allow_empty"])
     zone_id = facts["zone_id"] = p["zone_id"] or client.zone_id(p["zone"])
-    types = {t for _, t in desired}
+    types = {key[1] for key in desired}
     rtype = next(iter(types)) if len(types) == 1 else None
     done = converge(lambda: client.list_records(zone_id, rtype=rtype), lambda part: client.batch(zone_id, part),
                     desired, p["state"], p["prune"], p["batch_size"], p["max_replans"], module.check_mode,

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: cf_origin_tls
 short_description: A Cloudflare zone's SSL mode and zone-level Authenticated Origin Pulls, each on its own
 version_added: 0.1.0
-author: honeyDue engineering
+author: honeyDue engineering (@honeydue)
 description:
   - Sets how Cloudflare's edge connects to the origin, so that the origin can trust only this zone's
     Cloudflare traffic. Three independent parts, each managed only when its option is given, so that
@@ -75,38 +75,14 @@ options:
     description: Seconds between reads of a certificate's status while waiting for it.
     type: float
     default: 10
-  api_token:
-    description:
-      - Cloudflare API token; see the description for the permissions.
-      - Falls back to the environment variable E(CLOUDFLARE_API_TOKEN).
-    type: str
-    required: true
-  api_base_url:
-    description: API base URL; tests point it at a local stand-in.
-    type: str
-    default: https://api.cloudflare.com/client/v4
-  timeout:
-    description: Seconds per HTTP request.
-    type: int
-    default: 30
-  max_retries:
-    description: Retries of one call after HTTP 429 (any call), or after 5xx or a connection error (reads only).
-    type: int
-    default: 5
-  max_wait:
-    description: Upper bound, in seconds, of the total time spent waiting between retries.
-    type: float
-    default: 60
   max_replans:
     description: After a write with an unknown outcome (5xx, no answer), at most this many new plans are applied.
     type: int
     default: 3
 attributes:
   check_mode:
-    support: full
     details: Reads the zone and reports the steps it would take (RV(steps)); writes nothing.
   diff_mode:
-    support: full
     details: Before and after of the SSL mode, the AOP switch and the zone-level certificates (ids and status, no PEM).
 notes:
   - Run it on the controller (a localhost play, or C(delegate_to=localhost)); it only talks to the Cloudflare API.
@@ -118,6 +94,9 @@ notes:
     (U(https://developers.cloudflare.com/api/resources/origin_tls_client_auth/subresources/zone_certificates/))."
 seealso:
   - module: honeydue.infra.cf_dns_roundrobin
+extends_documentation_fragment:
+  - honeydue.infra.cloudflare
+  - honeydue.infra.attributes
 """
 
 EXAMPLES = r"""
@@ -172,9 +151,22 @@ certificate:
   sample: {"id": "2458ce5a0c354c7f82c78e9487d3ff60", "status": "active", "expires_on": "2027-11-28T10:00:00Z", "ours": true}
 certificates:
   description: The zone's zone-level client certificates after the task (without the PEM), C(ours) marking O(aop_certificate).
-  returned: success, when certificates were read
+  returned: success, when certificates were read (an empty list when they were not and nothing was applied)
   type: list
   elements: dict
+  contains:
+    id:
+      description: Certificate identifier (null in check mode for one not uploaded yet).
+      type: str
+    status:
+      description: Cloudflare's status of the certificate (C(active), C(pending_deployment), ...).
+      type: str
+    expires_on:
+      description: When the certificate expires.
+      type: str
+    ours:
+      description: Whether this is O(aop_certificate); null when O(aop_certificate) is not given.
+      type: bool
 steps:
   description:
     - The steps applied, in order (in check mode, the steps that would be applied); on failure, the ones that landed.
@@ -199,6 +191,36 @@ failure:
   type: dict
   sample: {"status": 403, "method": "PATCH", "path": "/zones/023e105f4ecef8ad9ca31a8372d0c353/settings/ssl",
            "errors": [{"code": 10000, "message": "Authentication error"}], "permission": "Zone Settings: Edit"}
+  contains:
+    status:
+      description: HTTP status of the answer; null when no answer came.
+      type: int
+      returned: always
+    method:
+      description: HTTP method of the failed call.
+      type: str
+      returned: always
+    path:
+      description: API path of the failed call, relative to O(api_base_url).
+      type: str
+      returned: always
+    errors:
+      description: Cloudflare's C(errors), as C({code, message}).
+      type: list
+      elements: dict
+      returned: always
+    retry_after:
+      description: Seconds Cloudflare asked to wait, when a HTTP 429 was not waited out.
+      type: float
+      returned: when a HTTP 429 was not waited out
+    outcome:
+      description: For a write, C(unknown) (no answer or 5xx, it may have landed) or C(refused).
+      type: str
+      returned: when the failed call was a write
+    permission:
+      description: For HTTP 403, the token permission the refused call needs (dashboard name).
+      type: str
+      returned: when Cloudflare answered HTTP 403
 changed:
   description: On failure too, whether any step landed before it.
   returned: always

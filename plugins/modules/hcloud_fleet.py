@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: hcloud_fleet
 short_description: Create a set of Hetzner Cloud servers concurrently, idempotently, never recreating one
 version_added: 0.1.0
-author: honeyDue engineering
+author: honeyDue engineering (@honeydue)
 description:
   - Ensures that every server listed in O(servers) exists, all alike (type, image, location, SSH keys,
     placement group, networks, cloud-init user data) with delete and rebuild protection on. Missing
@@ -43,17 +43,6 @@ description:
     matches. Protection changes and deletes wait those actions out, at most O(lock_timeout)
     seconds, and then fail naming the action they waited for.
 options:
-  api_token:
-    description: Hetzner Cloud API token (read/write). Prefer the environment or a vault variable.
-    type: str
-    required: true
-    no_log: true
-    fallback: [env, HCLOUD_TOKEN]
-  api_endpoint:
-    description: Hetzner Cloud API endpoint.
-    type: str
-    default: https://api.hetzner.cloud/v1
-    fallback: [env, HCLOUD_ENDPOINT]
   servers:
     description: Every server of the fleet, in order.
     type: list
@@ -141,13 +130,15 @@ requirements:
   - hcloud >= 2.0 (Python library)
 attributes:
   check_mode:
-    support: full
+    details: Makes only read requests and reports what would be created, protected and deleted.
   diff_mode:
-    support: full
+    details: The fleet's servers by name, before and after (type, image, location, labels, placement group, networks).
 notes:
-  - Part of the C(group/honeydue.infra.hcloud) module defaults group (O(api_token), O(api_endpoint)).
   - Check mode makes only read requests (the fleet and the catalog lookups), so an unknown server
     type or a wrong token also fails in check mode.
+extends_documentation_fragment:
+  - honeydue.infra.hcloud
+  - honeydue.infra.attributes
 """
 
 EXAMPLES = r"""
@@ -181,6 +172,47 @@ servers:
   returned: always
   type: list
   elements: dict
+  contains:
+    name:
+      description: Server name.
+      type: str
+    id:
+      description: Server ID.
+      type: int
+    status:
+      description: Server status (C(running), C(initializing), C(off), ...).
+      type: str
+    server_type:
+      description: Server type name.
+      type: str
+    image:
+      description: Image name (null when the server was created from a snapshot or the image was deleted).
+      type: str
+    location:
+      description: Location name.
+      type: str
+    labels:
+      description: The server's labels.
+      type: dict
+    placement_group:
+      description: Placement group name, or null.
+      type: str
+    networks:
+      description: Names of the private networks the server is attached to.
+      type: list
+      elements: str
+    protection:
+      description: Delete and rebuild protection, as C({delete, rebuild}).
+      type: dict
+    ipv4:
+      description: Public IPv4 address, or null.
+      type: str
+    ipv6:
+      description: Public IPv6 network, or null.
+      type: str
+    private_ipv4:
+      description: Address on the first private network, or null.
+      type: str
   sample:
     - {name: hetzner1, id: 42, status: running, server_type: cx33, image: ubuntu-24.04, location: nbg1,
        labels: {cluster: honeydue, role: k3s-server, env: production}, placement_group: honeydue-spread,
@@ -224,6 +256,23 @@ failure:
   returned: failure
   type: dict
   sample: {code: unauthorized, message: unable to authenticate}
+  contains:
+    code:
+      description:
+        - The Hetzner Cloud API error code (for example C(unauthorized), C(resource_limit_exceeded)), or the
+          module's own - C(invalid_input), C(name_taken), C(scale_in_refused), C(locked), C(timeout),
+          C(create_lost), C(uniqueness_error), C(client_error), C(connection_error).
+      type: str
+      returned: always
+      sample: name_taken
+    message:
+      description: What went wrong, in words.
+      type: str
+      returned: always
+    details:
+      description: The API error's C(details) (for example the invalid fields).
+      type: dict
+      returned: on an API error
 """
 
 import time
@@ -268,7 +317,7 @@ class Fleet:
 
     def view(self, server):
         pg = server.placement_group
-        private = [p for p in server.private_net or []]
+        private = list(server.private_net or [])
         return server_view(
             server.name, sid=server.id, status=server.status, server_type=server.server_type.name,
             image=server.image.name if server.image is not None else None,
