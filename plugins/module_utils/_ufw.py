@@ -1,6 +1,7 @@
 # Copyright: (c) 2026, honeyDue engineering
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure logic of the ufw_rules module: rule normalisation, `ufw show added` parsing, the plan.
+"""Pure logic of the ufw_rules module: rule normalisation, `ufw show added` parsing, the plan and
+its execution with partial-progress reporting.
 
 Private to the collection (the leading underscore): no compatibility promise outside it.
 """
@@ -33,8 +34,12 @@ class Rule(NamedTuple):
 
     @property
     def key(self):
-        """Identity without the comment (ufw updates a comment in place)."""
-        return self[:6]
+        """ufw's identity of a rule: what it matches, not what it does.
+
+        ufw holds one rule per match (``UFWRule.match``): adding a rule that differs from an
+        existing one only in its action or comment replaces that rule in place.
+        """
+        return (self.route, self.src, self.dst, self.port, self.proto)
 
     def args(self, delete=False):
         """ufw command-line arguments that add (or delete) this rule."""
@@ -156,17 +161,121 @@ def _parse_line(line):
     return normalize(fields)
 
 
-def plan(current, desired, exclusive=True):
-    """What to delete and what to add so that ufw holds ``desired``.
+class Step(NamedTuple):
+    """One ufw command of a plan: ``add`` a rule, ``update`` one in place (same match, another
+    action or comment), or ``delete`` one."""
 
-    Returns ``(deletes, adds)``. A rule whose only difference is its comment is re-added (ufw
-    updates the comment in place). With ``exclusive`` every other user rule is deleted, so an
-    address removed from the inventory or the Cloudflare list loses its rule.
+    op: str
+    rule: Rule
+
+    def args(self):
+        return self.rule.args(delete=self.op == "delete")
+
+    def __str__(self):
+        return "ufw " + " ".join(shlex.quote(a) for a in self.args())
+
+
+class Plan(NamedTuple):
+    """The steps that take ufw from ``before`` to ``after``, in the order they must run."""
+
+    before: tuple
+    steps: tuple
+    after: tuple
+
+    def state_after(self, done):
+        """The rules ufw holds once the first ``done`` steps have run."""
+        return apply_steps(self.before, self.steps[:done])
+
+
+def apply_steps(rules, steps):
+    """What ufw holds after ``steps`` on ``rules`` (in ufw's order): an add is appended, an update
+    replaces its rule in place, a delete removes it."""
+    state = list(rules)
+    for step in steps:
+        at = next((i for i, r in enumerate(state) if r.key == step.rule.key), None)
+        if step.op == "delete":
+            if at is not None:
+                del state[at]
+        elif at is None:
+            state.append(step.rule)
+        else:
+            state[at] = step.rule
+    return tuple(state)
+
+
+def plan(current, desired, exclusive=True):
+    """The steps that make ufw hold ``desired``, ordered so that no moment is less open than both
+    the start and the end.
+
+    ``current`` is what ``ufw show added`` lists, in its order. A listed rule that ufw already holds
+    is never touched; one that differs only in its action or comment is updated in place. All adds
+    and updates run first (ufw appends an added rule to the end of its chain), then, with
+    ``exclusive``, every rule no longer listed is deleted, bottom-up. With that order each packet's
+    fate at every step is either its fate before the run or after it: changing the admin CIDR
+    never leaves a moment with neither rule, and a deny that shadows an allow is never removed
+    before that allow. (Bottom-up is taken from the listing, which ufw prints IPv4 chain first and
+    calls an equivalent ordering of the kernel chains.)
     """
     wanted = {}
     for rule in desired:
-        wanted.setdefault(rule.key, rule)
+        seen = wanted.setdefault(rule.key, rule)
+        if seen.action != rule.action:
+            raise UfwRuleError(f"{seen} and {rule} match the same traffic with different actions;"
+                               " ufw keeps one rule per match")
     have = {rule.key: rule for rule in current}
-    adds = [r for k, r in wanted.items() if k not in have or have[k].comment != r.comment]
-    deletes = [r for k, r in have.items() if exclusive and k not in wanted]
-    return deletes, adds
+    steps = []
+    for key, rule in wanted.items():
+        if key not in have:
+            steps.append(Step("add", rule))
+        elif have[key] != rule:
+            steps.append(Step("update", rule))
+    if exclusive:
+        steps += [Step("delete", r) for r in reversed(list(have.values())) if r.key not in wanted]
+    return Plan(tuple(current), tuple(steps), apply_steps(current, steps))
+
+
+class Outcome(NamedTuple):
+    """How far :func:`execute` got: ``done`` steps ran; ``failed`` is the step that failed (None
+    when all ran), with its ``rc``, ``stdout`` and ``stderr``."""
+
+    plan: Plan
+    done: int
+    failed: Step = None
+    rc: int = 0
+    stdout: str = ""
+    stderr: str = ""
+
+    def result(self):
+        """The module's result: what ufw holds, what was added/deleted; on failure, the failed
+        command, its rc and output, and what was not applied."""
+        done = self.plan.steps[:self.done]
+        out = dict(
+            changed=bool(done),
+            rules=[str(r) for r in self.plan.state_after(self.done)],
+            added=[str(s.rule) for s in done if s.op != "delete"],
+            deleted=[str(s.rule) for s in done if s.op == "delete"],
+        )
+        if self.failed is not None:
+            pending = self.plan.steps[self.done:]
+            out.update(
+                failed=True,
+                msg=(f"{self.failed} failed (rc {self.rc}): {(self.stderr or self.stdout).strip()};"
+                     f" {len(out['added'])} rule(s) added/updated and {len(out['deleted'])} deleted before it,"
+                     f" {len(pending)} step(s) not applied; re-run to converge"),
+                cmd=str(self.failed),
+                rc=self.rc,
+                stdout=self.stdout,
+                stderr=self.stderr,
+                pending=[str(s) for s in pending],
+            )
+        return out
+
+
+def execute(the_plan, run):
+    """Run the plan's steps in order with ``run(args) -> (rc, stdout, stderr)``; stop at the first
+    failure. Returns an :class:`Outcome`."""
+    for done, step in enumerate(the_plan.steps):
+        rc, out, err = run(step.args())
+        if rc != 0:
+            return Outcome(the_plan, done, step, rc, out, err)
+    return Outcome(the_plan, len(the_plan.steps))

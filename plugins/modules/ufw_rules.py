@@ -18,8 +18,16 @@ description:
     this module exists. Use C(community.general.ufw) for the default policies, logging and
     enabling ufw.
   - Rules are compared in canonical form (C(0.0.0.0/0) is C(any), port lists are sorted, a host
-    network is its address), so spelling differences never cause changes. A rule whose only
-    difference is its comment is updated in place.
+    network is its address), so spelling differences never cause changes. A rule that differs
+    from one ufw holds only in its action or comment is updated in place (ufw keeps one rule per
+    match).
+  - "Safe order: every rule is added (or updated) before any rule is deleted, rules ufw already holds
+    are never touched, and deletes run bottom-up. At every step each connection attempt meets
+    either the firewall as it was before the task or as it is after it: changing the admin CIDR
+    opens SSH from the new range before it closes it for the old one, never neither."
+  - If a ufw command fails midway the task fails with the command, its rc, stdout and stderr, the
+    rules already added and deleted (RV(added), RV(deleted); C(changed) is true if any were) and
+    the steps not applied (RV(pending)); re-running converges from there.
   - Works whether ufw is enabled or not; it never enables or disables ufw.
 options:
   rules:
@@ -89,33 +97,50 @@ EXAMPLES = r"""
 
 RETURN = r"""
 rules:
-  description: The user rules ufw holds after the task (in check mode, would hold), as ufw commands.
+  description:
+    - The user rules ufw holds after the task (in check mode, would hold), as ufw commands, in ufw's order.
+    - On failure of a ufw command, those it holds with the steps before it applied.
   returned: always
   type: list
   elements: str
   sample: ["ufw allow from 203.0.113.0/24 to any port 22 proto tcp comment 'ssh from admins'"]
 added:
-  description: Rules added (or whose comment was updated).
+  description: Rules added, or updated in place (another action or comment); on failure, those applied before it.
   returned: always
   type: list
   elements: str
 deleted:
-  description: Rules deleted.
+  description: Rules deleted; on failure, those deleted before it.
   returned: always
+  type: list
+  elements: str
+cmd:
+  description: The ufw command that failed.
+  returned: failure of a ufw command
+  type: str
+  sample: "ufw delete allow from 203.0.113.0/24 to any port 22 proto tcp"
+rc:
+  description: Its exit status.
+  returned: failure of a ufw command
+  type: int
+stdout:
+  description: Its standard output.
+  returned: failure of a ufw command
+  type: str
+stderr:
+  description: Its standard error.
+  returned: failure of a ufw command
+  type: str
+pending:
+  description: The commands not applied, the failed one first, in the order they would have run.
+  returned: failure of a ufw command
   type: list
   elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.honeydue.infra.plugins.module_utils._ufw import UfwRuleError, expand, parse_added, plan
-
-
-def _ufw(module, binary, args):
-    rc, out, err = module.run_command([binary] + list(args))
-    if rc != 0:
-        module.fail_json(msg=f"ufw {' '.join(args)} failed: {(err or out).strip()}", rc=rc, stdout=out, stderr=err)
-    return out
+from ansible_collections.honeydue.infra.plugins.module_utils._ufw import Outcome, UfwRuleError, execute, expand, parse_added, plan
 
 
 def main():
@@ -136,29 +161,28 @@ def main():
         supports_check_mode=True,
     )
     binary = module.get_bin_path("ufw", required=True)
+
+    def run(args):
+        return module.run_command([binary] + list(args))
+
+    rc, out, err = run(["show", "added"])
+    if rc != 0:
+        module.fail_json(msg=f"ufw show added failed (rc {rc}): {(err or out).strip()}", rc=rc, stdout=out, stderr=err)
     try:
         desired = [rule for spec in module.params["rules"] for rule in expand(spec)]
-        current = parse_added(_ufw(module, binary, ["show", "added"]))
+        the_plan = plan(parse_added(out), desired, module.params["exclusive"])
     except UfwRuleError as exc:
         module.fail_json(msg=str(exc))
-    deletes, adds = plan(current, desired, module.params["exclusive"])
-    changed = bool(deletes or adds)
-    if changed and not module.check_mode:
-        for rule in deletes:
-            _ufw(module, binary, rule.args(delete=True))
-        for rule in adds:
-            _ufw(module, binary, rule.args())
-    replaced = {r.key for r in deletes + adds}
-    after = [r for r in current if r.key not in replaced] + adds
-    result = dict(
-        changed=changed,
-        rules=[str(r) for r in after],
-        added=[str(r) for r in adds],
-        deleted=[str(r) for r in deletes],
-    )
+    if module.check_mode:
+        outcome = Outcome(the_plan, len(the_plan.steps))
+    else:
+        outcome = execute(the_plan, run)
+    result = outcome.result()
     if module._diff:
-        result["diff"] = dict(before="\n".join(str(r) for r in current) + "\n",
-                              after="\n".join(str(r) for r in after) + "\n")
+        result["diff"] = dict(before="".join(f"{r}\n" for r in the_plan.before),
+                              after="".join(f"{r}\n" for r in result["rules"]))
+    if result.get("failed"):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

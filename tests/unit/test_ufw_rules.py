@@ -1,11 +1,14 @@
 """The ufw_rules planner: canonical rules, parsing what ufw prints, and the convergence plan."""
 from __future__ import annotations
 
+import functools
+import ipaddress
+
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.honeydue.infra.plugins.module_utils._ufw import (
-    Rule, UfwRuleError, normalize, parse_added, plan)
+    Outcome, Rule, UfwRuleError, execute, normalize, parse_added, plan)
 
 # Verbatim `ufw show added` output captured from ufw 0.36.2 (Debian 12) in a lab node.
 SHOW_ADDED = """Added user rules (see 'ufw status' for running firewall):
@@ -71,44 +74,226 @@ def _quote(arg):
     return f"'{arg}'" if " " in arg else arg
 
 
+def _ops(the_plan):
+    return [(step.op, step.rule) for step in the_plan.steps]
+
+
 def test_plan_removes_a_node_that_left_the_inventory_and_adds_the_new_one():
     old = [normalize({"from_ip": ip, "port": "2379:2380", "proto": "tcp"}) for ip in ("10.0.0.2", "10.0.0.3")]
     new = [normalize({"from_ip": ip, "port": "2379:2380", "proto": "tcp"}) for ip in ("10.0.0.2", "10.0.0.4")]
-    deletes, adds = plan(old, new)
-    assert [r.src for r in deletes] == ["10.0.0.3"] and [r.src for r in adds] == ["10.0.0.4"]
+    assert _ops(plan(old, new)) == [("add", new[1]), ("delete", old[1])]
 
 
-def test_plan_updates_a_comment_without_deleting():
+def test_changing_the_admin_cidr_adds_the_new_ssh_rule_before_deleting_the_old_one():
+    cf = normalize({"from_ip": "173.245.48.0/20", "port": "80,443", "proto": "tcp", "comment": "cf"})
+    old_ssh = normalize({"from_ip": "198.51.100.0/24", "port": "22", "proto": "tcp", "comment": "ssh from admins"})
+    new_ssh = normalize({"from_ip": "203.0.113.0/24", "port": "22", "proto": "tcp", "comment": "ssh from admins"})
+    p = plan([old_ssh, cf], [new_ssh, cf])
+    assert [str(s) for s in p.steps] == [
+        "ufw allow from 203.0.113.0/24 to any port 22 proto tcp comment 'ssh from admins'",
+        "ufw delete allow from 198.51.100.0/24 to any port 22 proto tcp",
+    ]
+    assert p.after == (cf, new_ssh)
+
+
+def test_plan_updates_a_comment_or_an_action_in_place_without_deleting():
     current = [normalize({"from_ip": "10.0.0.2", "port": "22", "proto": "tcp", "comment": "old"})]
     desired = [normalize({"from_ip": "10.0.0.2", "port": "22", "proto": "tcp", "comment": "new"})]
-    assert plan(current, desired) == ([], desired)
+    assert _ops(plan(current, desired)) == [("update", desired[0])]
+    # ufw keeps one rule per match: `ufw limit ...` replaces the `allow` in place, so no delete.
+    limited = [normalize({"rule": "limit", "from_ip": "10.0.0.2", "port": "22", "proto": "tcp", "comment": "old"})]
+    assert _ops(plan(current, limited)) == [("update", limited[0])]
+
+
+def test_two_listed_rules_for_the_same_match_with_different_actions_are_refused():
+    allow = normalize({"from_ip": "10.0.0.2", "port": "22", "proto": "tcp"})
+    deny = normalize({"rule": "deny", "from_ip": "10.0.0.2", "port": "22", "proto": "tcp"})
+    with pytest.raises(UfwRuleError, match="different actions"):
+        plan([], [allow, deny])
 
 
 def test_plan_keeps_foreign_rules_when_not_exclusive():
     foreign = normalize({"from_ip": "192.0.2.1", "port": "9100", "proto": "tcp"})
-    assert plan([foreign], [], exclusive=False) == ([], [])
-    assert plan([foreign], [], exclusive=True) == ([foreign], [])
+    assert plan([foreign], [], exclusive=False).steps == ()
+    assert _ops(plan([foreign], [], exclusive=True)) == [("delete", foreign)]
+
+
+def test_deletes_run_bottom_up():
+    rules = [normalize({"from_ip": f"10.0.0.{i}", "port": "22", "proto": "tcp"}) for i in (1, 2, 3)]
+    assert [s.rule for s in plan(rules, []).steps] == rules[::-1]
+
+
+# -- the order is safe: a model of ufw's chains, and every moment of every plan checked against it --------
+_SOURCES = ["any", "10.0.0.2", "10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32", "198.51.100.7"]
+_PACKET_SOURCES = ["10.0.0.2", "10.1.2.3", "10.9.9.9", "198.51.100.7", "192.0.2.1", "2001:db8::1", "2001:db9::1"]
+_PORTS = ["22", "80,443", "2379:2380", "22,8472"]
+
+
+def _rule(action, src, port, proto, route, comment):
+    return normalize({"rule": action, "from_ip": src, "port": port, "proto": proto, "route": route, "comment": comment})
 
 
 _rules = st.builds(
-    lambda src, port, proto, route: normalize({"from_ip": src, "port": port, "proto": proto, "route": route}),
-    st.sampled_from(["any", "10.0.0.2", "10.0.0.0/8", "2001:db8::/32", "198.51.100.7"]),
-    st.sampled_from(["22", "80,443", "2379:2380", "8472"]),
+    _rule,
+    st.sampled_from(["allow", "allow", "deny", "reject", "limit"]),
+    st.sampled_from(_SOURCES),
+    st.sampled_from(_PORTS),
     st.sampled_from(["tcp", "udp"]),
     st.booleans(),
+    st.sampled_from(["", "a"]),
 )
 
 
+def _unique(rules):
+    """Rules as ufw can hold them: one per match (what `ufw show added` lists)."""
+    by_key = {}
+    for rule in rules:
+        by_key.setdefault(rule.key, rule)
+    return list(by_key.values())
+
+
+@functools.lru_cache(maxsize=None)
+def _matches(rule, packet):
+    route, src, port, proto = packet
+    if rule.route != route or rule.proto not in ("any", proto):
+        return False
+    if rule.src != "any" and ipaddress.ip_address(src) not in ipaddress.ip_network(rule.src):
+        return False
+    return not rule.port or any(
+        lo <= port <= hi for lo, hi in ((int(b[0]), int(b[-1])) for b in (p.split(":") for p in rule.port.split(","))))
+
+
+def verdict(rules, packet):
+    """What ufw does with a new connection: the first matching rule of its chain, else the default
+    (deny). The listing, restricted to the packet's family and direction, is the chain's order."""
+    return next((r.action for r in rules if _matches(r, packet)), "default deny")
+
+
+_PACKETS = [(route, src, port, proto) for route in (False, True) for src in _PACKET_SOURCES
+            for port in (22, 80, 443, 2379, 8472) for proto in ("tcp", "udp")]
+
+
+def _simulate(before, steps):
+    """Independent of the planner: ufw appends an added rule, replaces one with the same match in place."""
+    state, moments = list(before), [list(before)]
+    for step in steps:
+        at = [i for i, r in enumerate(state) if r.key == step.rule.key]
+        if step.op == "delete":
+            assert at, f"deleting {step.rule}, which ufw does not hold"
+            del state[at[0]]
+        else:
+            assert (step.op == "update") == bool(at), step
+            if at:
+                state[at[0]] = step.rule
+            else:
+                state.append(step.rule)
+        moments.append(list(state))
+    return moments
+
+
+def unsafe_moments(before, steps, desired):
+    """Every (moment, packet) where the firewall is neither as before nor as after, and every
+    moment where a rule held both before and after is missing."""
+    moments = _simulate(before, steps)
+    after = moments[-1]
+    kept = set(before) & set(desired)
+    ends = [(packet, {verdict(before, packet), verdict(after, packet)}) for packet in _PACKETS]
+    bad = []
+    for n, state in enumerate(moments):
+        bad += [(n, "missing", r) for r in kept if r not in state]
+        bad += [(n, packet, verdict(state, packet)) for packet, allowed in ends if verdict(state, packet) not in allowed]
+    return bad
+
+
+@settings(max_examples=300, deadline=None)
 @given(st.lists(_rules, max_size=8), st.lists(_rules, max_size=8))
-def test_applying_the_plan_converges_and_a_second_plan_is_empty(current, desired):
-    deletes, adds = plan(current, desired)
-    state = {r.key: r for r in current}
-    for r in deletes:
-        del state[r.key]
-    for r in adds:
-        state[r.key] = r
-    assert set(state) == {r.key for r in desired}
-    assert plan(list(state.values()), desired) == ([], [])
+def test_no_moment_of_a_plan_is_less_open_than_both_ends(old, new):
+    """For any old and new rule sets: all adds and updates come before any delete, rules held in
+    both are never touched (nor missing at any moment), every packet meets the old firewall or the
+    new one at every moment (so a port reachable before and after stays reachable throughout), and
+    the plan converges."""
+    current, desired = _unique(old), _unique(new)
+    p = plan(current, desired)
+    ops = [s.op for s in p.steps]
+    assert ops == sorted(ops, key=lambda op: op == "delete"), ops
+    assert not {s.rule for s in p.steps} & (set(current) & set(desired))
+    assert unsafe_moments(current, p.steps, desired) == []
+    assert _simulate(current, p.steps)[-1] == list(p.after)
+    assert {r.key: r for r in p.after} == {r.key: r for r in desired}
+    assert plan(list(p.after), desired).steps == ()
+
+
+def test_the_safety_check_catches_delete_before_add():
+    """The property above is not vacuous: the same plan run deletes-first leaves SSH shut."""
+    old = [normalize({"from_ip": "10.0.0.0/8", "port": "22", "proto": "tcp"})]
+    new = [normalize({"from_ip": "10.1.0.0/16", "port": "22", "proto": "tcp"})]
+    steps = plan(old, new).steps
+    assert unsafe_moments(old, steps, new) == []
+    reversed_steps = sorted(steps, key=lambda s: s.op != "delete")
+    assert (1, (False, "10.1.2.3", 22, "tcp"), "default deny") in unsafe_moments(old, reversed_steps, new)
+
+
+def test_the_safety_check_catches_a_top_down_delete_that_uncovers_a_deny():
+    allow = normalize({"from_ip": "10.0.0.0/8", "port": "22", "proto": "tcp"})
+    deny = normalize({"rule": "deny", "from_ip": "10.1.0.0/16", "port": "22", "proto": "tcp"})
+    new = [normalize({"from_ip": "10.1.2.3", "port": "22", "proto": "tcp"})]
+    steps = plan([allow, deny], new).steps
+    assert [s.rule for s in steps] == [new[0], deny, allow]
+    assert unsafe_moments([allow, deny], steps, new) == []
+    top_down = [steps[0], steps[2], steps[1]]
+    assert unsafe_moments([allow, deny], top_down, new)
+
+
+# -- execution: stop at the first failure and say how far it got -----------------------------------------
+def _switch():
+    old = normalize({"from_ip": "198.51.100.0/24", "port": "22", "proto": "tcp", "comment": "ssh"})
+    new = normalize({"from_ip": "203.0.113.0/24", "port": "22", "proto": "tcp", "comment": "ssh"})
+    cf = normalize({"from_ip": "173.245.48.0/20", "port": "80,443", "proto": "tcp", "comment": "cf"})
+    return plan([old, cf], [new, cf]), old, new, cf
+
+
+def test_execute_runs_every_step_in_order():
+    p, old, new, cf = _switch()
+    calls = []
+    outcome = execute(p, lambda args: calls.append(args) or (0, "Rule added", ""))
+    assert calls == [new.args(), old.args(delete=True)]
+    assert outcome.result() == dict(changed=True, rules=[str(cf), str(new)], added=[str(new)], deleted=[str(old)])
+
+
+def test_a_failure_midway_reports_what_was_applied_and_what_was_not():
+    p, old, new, cf = _switch()
+    answers = iter([(0, "Rule added", ""), (1, "", "ERROR: problem running ufw-init\n")])
+    result = execute(p, lambda args: next(answers)).result()
+    assert result["failed"] and result["changed"]
+    assert result["cmd"] == "ufw delete allow from 198.51.100.0/24 to any port 22 proto tcp"
+    assert (result["rc"], result["stderr"]) == (1, "ERROR: problem running ufw-init\n")
+    assert result["added"] == [str(new)] and result["deleted"] == []
+    assert result["pending"] == [result["cmd"]]
+    assert result["rules"] == [str(old), str(cf), str(new)]  # the new SSH rule is in; the old one not yet out
+    assert "1 rule(s) added/updated and 0 deleted before it" in result["msg"]
+    assert "problem running ufw-init" in result["msg"]
+
+
+def test_a_failure_on_the_first_step_changed_nothing():
+    p, old, new, cf = _switch()
+    result = execute(p, lambda args: (2, "", "ERROR: Bad port")).result()
+    assert result["failed"] and not result["changed"]
+    assert result["added"] == result["deleted"] == []
+    assert result["pending"] == [str(s) for s in p.steps]
+    assert result["rules"] == [str(old), str(cf)]
+
+
+def test_a_plan_without_steps_runs_nothing():
+    p, old, new, cf = _switch()
+    p = plan(list(p.after), [new, cf])
+    assert execute(p, lambda args: pytest.fail(f"ran {args}")).result() == dict(
+        changed=False, rules=[str(cf), str(new)], added=[], deleted=[])
+
+
+def test_check_mode_result_is_the_full_plan_without_running_it():
+    p, old, new, cf = _switch()
+    result = Outcome(p, len(p.steps)).result()
+    assert result == dict(changed=True, rules=[str(cf), str(new)], added=[str(new)], deleted=[str(old)])
 
 
 def test_expand_makes_one_rule_per_source_and_none_for_an_empty_list():

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -156,6 +157,155 @@ def test_password_logins_are_not_offered(no_bans):
     out = host("outside").run(
         f"{SSH} -o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive deploy@node1 true")
     assert out.rc == 255 and "Permission denied (publickey)" in out.stderr
+
+
+# -- changing the admin CIDR ---------------------------------------------------------------------
+# A new SSH connection every 0.2 s from an address in the old admin CIDR and one in the new, while
+# the role switches the CIDR; node1 records when each rule is in its live chain. ufw always lets
+# established connections through, so only new ones tell whether SSH is open.
+PROBE = r"""
+import json, os, socket, sys, threading, time
+sources, target, stop, log = sys.argv[1].split(","), sys.argv[2], sys.argv[3], sys.argv[4]
+lock, out = threading.Lock(), open(log, "a", buffering=1)
+def attempt(src, tick):
+    start, result = time.time(), "dropped"
+    s = socket.socket(); s.bind((src, 0))
+    try:
+        s.settimeout(0.9)  # under the 1 s SYN retransmit: a dropped SYN is not retried
+        s.connect((target, 22))
+        result = "no banner"; s.settimeout(3)
+        if s.recv(64).startswith(b"SSH-"):
+            result = "ok"
+    except socket.timeout:
+        pass
+    except OSError as exc:
+        result = type(exc).__name__
+    finally:
+        s.close()
+    with lock:
+        out.write(json.dumps({"src": src, "tick": tick, "start": start, "end": time.time(), "result": result}) + "\n")
+tick, due = 0, time.time()
+while not os.path.exists(stop):
+    for src in sources:
+        threading.Thread(target=attempt, args=(src, tick)).start()
+    tick, due = tick + 1, due + 0.2
+    time.sleep(max(0.0, due - time.time()))
+"""
+RULE_POLL = r"""
+import json, os, subprocess, sys, time
+old, new, stop, log = sys.argv[1:5]
+out = open(log, "a", buffering=1)
+while not os.path.exists(stop):
+    start = time.time()
+    chain = subprocess.run(["iptables", "-w", "-S", "ufw-user-input"], capture_output=True, text=True).stdout.splitlines()
+    has = {ip: any(f"-s {ip}/32 " in line and "--dport 22 " in line for line in chain) for ip in (old, new)}
+    out.write(json.dumps({"start": start, "end": time.time(), "old": has[old], "new": has[new]}) + "\n")
+    time.sleep(0.02)  # a ufw command takes longer than a poll: a gap between two is seen
+"""
+
+
+def _background(h, name, script, *args):
+    """Run ``script`` on ``h`` as a transient unit until /run/<name>.stop exists; returns its log path."""
+    h.run(f"systemctl stop {name}; systemctl reset-failed {name}; rm -f /run/{name}.stop /run/{name}.log")
+    h.check_output("cat > /run/%s.py <<'PY'\n%s\nPY" % (name, script))
+    h.check_output(f"systemd-run --unit={name} /usr/bin/python3 /run/{name}.py "
+                   + " ".join(args) + f" /run/{name}.stop /run/{name}.log")
+    return f"/run/{name}.log"
+
+
+def _records(h, path):
+    return [json.loads(line) for line in h.check_output(f"cat {path}").splitlines()]
+
+
+def _wait_stopped(h, name):
+    h.check_output(f"touch /run/{name}.stop")
+    for _ in range(60):
+        if h.run(f"systemctl is-active {name}").stdout.strip() != "active":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{name} did not stop")
+
+
+def _task_result(doc, task_name, host_name):
+    return next(task["hosts"][host_name] for play in doc["plays"] for task in play["tasks"]
+                if task["task"]["name"].endswith(task_name) and host_name in task["hosts"])
+
+
+def test_changing_the_admin_cidr_never_leaves_ssh_shut(node1, no_bans, record_testsuite_property):
+    outside = host("outside")
+    iface = ipaddress.ip_interface(outside.check_output("ip -4 -o addr show eth0 | awk '{print $4; exit}'"))
+    old, new = str(iface.ip), str(iface.network.broadcast_address - 1)  # Docker hands out addresses from the bottom
+    limit = ("--limit", "node1", "--tags", "firewall")
+    outside.check_output(f"ip addr add {new}/{iface.network.prefixlen} dev eth0")
+    try:
+        rc, doc = converge("-e", json.dumps({"base_hardening_admin_cidrs": [f"{old}/32"]}), *limit)
+        assert rc == 0, failure_messages(doc) or doc
+        # The sshd jail's aggressive mode counts every pre-auth disconnect, which each probe is; a
+        # ban earlier tests' failed logins may still bring is lifted once they are ignored.
+        node1.check_output(f"fail2ban-client set sshd addignoreip {old} {new}")
+        node1.check_output(f"fail2ban-client unban {old} {new}")
+        rules_log = _background(node1, "cidr-rules", RULE_POLL, old, new)
+        probe_log = _background(outside, "cidr-probe", PROBE, f"{old},{new}", "node1")
+        time.sleep(1.5)
+        before = {a["src"]: a["result"] for a in _records(outside, probe_log)}  # the latest of each
+        assert before == {old: "ok", new: "dropped"}, f"before the switch: {before}"
+        started = time.time()
+        rc, doc = converge("-e", json.dumps({"base_hardening_admin_cidrs": [f"{new}/32"]}), *limit)
+        finished = time.time()
+        assert rc == 0, failure_messages(doc) or doc
+        time.sleep(1.5)
+        _wait_stopped(outside, "cidr-probe")
+        _wait_stopped(node1, "cidr-rules")
+        polls, attempts = _records(node1, rules_log), _records(outside, probe_log)
+    finally:
+        outside.run("systemctl stop cidr-probe; systemctl reset-failed cidr-probe")
+        node1.run("systemctl stop cidr-rules; systemctl reset-failed cidr-rules")
+        outside.run(f"ip addr del {new}/{iface.network.prefixlen} dev eth0")
+        node1.run(f"fail2ban-client set sshd delignoreip {old}; fail2ban-client set sshd delignoreip {new}")
+        rc, doc_back = converge(*limit)
+        assert rc == 0, failure_messages(doc_back) or doc_back
+
+    # Through the role, by ufw_rules: the new rule added, the old one deleted, in one task.
+    task = _task_result(doc, "Node firewall rules (exactly these)", "node1")
+    assert [new in r for r in task["added"]] == [True] and [old in r for r in task["deleted"]] == [True], task
+
+    # When each rule was in the live chain (each poll saw the chain at some instant in [start, end]).
+    polls.sort(key=lambda p: p["start"])
+    states = [(p["old"], p["new"]) for p in polls]
+    assert states[0] == (True, False) and states[-1] == (False, True), states
+    first_new = next(i for i, p in enumerate(polls) if p["new"])
+    first_gone = next(i for i, p in enumerate(polls) if not p["old"])
+    assert all(p["new"] for p in polls[first_new:]) and not any(p["old"] for p in polls[first_gone:]), states
+    new_before, new_from = polls[first_new - 1]["start"], polls[first_new]["end"]  # new rule came in between
+    old_until, old_after = polls[first_gone - 1]["start"], polls[first_gone]["end"]  # old rule went in between
+    ticks = {}
+    for a in attempts:
+        ticks.setdefault(a["tick"], []).append(a)
+    shut = {t: round(min(a["start"] for a in tries) - started, 2) for t, tries in ticks.items()
+            if all(a["result"] != "ok" for a in tries)}
+    timings = dict(
+        converge_s=round(finished - started, 2),
+        new_rule_live_after_s=round(new_from - started, 2),
+        old_rule_gone_after_s=round(old_after - started, 2),
+        both_rules_live_s=round(old_until - new_from, 2),  # negative: a gap with neither
+        ticks=len(ticks), attempts=len(attempts),
+        ticks_both_open=sum(all(a["result"] == "ok" for a in tries) for tries in ticks.values()),
+        ticks_shut=len(shut),
+    )
+    print("admin CIDR switch:", json.dumps(timings))
+
+    by_src = {src: sorted((a for a in attempts if a["src"] == src), key=lambda a: a["start"]) for src in (old, new)}
+    assert by_src[old][0]["start"] < new_before - 1 and by_src[old][-1]["start"] > old_after + 1, "probes cover the switch"
+    # The new CIDR gets in from the moment its rule exists, not before; the old one until its rule is gone.
+    assert all(a["result"] == "ok" for a in by_src[new] if a["start"] >= new_from), by_src[new]
+    assert all(a["result"] == "dropped" for a in by_src[new] if a["end"] <= new_before), by_src[new]
+    assert all(a["result"] == "ok" for a in by_src[old] if a["start"] <= old_until), by_src[old]
+    assert all(a["result"] == "dropped" for a in by_src[old] if a["start"] >= old_after), by_src[old]
+    # Never a gap: at every tick a new connection from one side or the other got the SSH banner ...
+    assert not shut, f"ticks where neither CIDR could connect (s after the converge started): {shut}; {timings}"
+    # ... because the new rule was live before the old one went, and no poll saw neither.
+    assert new_from <= old_until and (False, False) not in states, f"a moment with neither SSH rule: {timings}"
+    record_testsuite_property("admin_cidr_switch", json.dumps(timings))
 
 
 # -- the node itself -----------------------------------------------------------------------------
