@@ -95,13 +95,16 @@ def cluster_ports(policy):
             "udp": [_hetzner_port(lo, hi) for lo, hi in FLANNEL_UDP[p["flannel_backend"]]]}
 
 
-def hcloud_firewall_rules(policy):
+def hcloud_firewall_rules(policy, ssh_ports=None):
     """The Hetzner Cloud firewall's rules: the public side only. SSH (and 6443 when ``api_public``)
     from the admin CIDRs, 80/443 from the origin ranges, ICMP. No cluster rules: Hetzner's firewall
-    does not filter private networks, and cluster traffic never uses the public addresses."""
+    does not filter private networks, and cluster traffic never uses the public addresses.
+    ``ssh_ports`` (while SSH moves to the policy's port) opens these ports for SSH too; Hetzner
+    takes one port or range per rule, so each gets its own rule."""
     p = normalize(policy)
     rules = [{"description": "ssh from admins", "direction": "in", "protocol": "tcp",
-              "port": str(p["ssh_port"]), "source_ips": p["admin_cidrs"]}]
+              "port": str(port), "source_ips": p["admin_cidrs"]}
+             for port in sorted({p["ssh_port"], *(int(x) for x in ssh_ports or [])})]
     if p["api_public"]:
         rules.append({"description": "kubernetes api from admins", "direction": "in", "protocol": "tcp",
                       "port": "6443", "source_ips": p["admin_cidrs"]})
