@@ -15,6 +15,7 @@ from typing import NamedTuple
 ACTIONS = ("allow", "deny", "reject", "limit")
 PROTOS = ("any", "tcp", "udp")
 _PORT = re.compile(r"^[0-9]{1,5}(?::[0-9]{1,5})?$")
+_IFACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}$")
 
 
 class UfwRuleError(ValueError):
@@ -31,6 +32,7 @@ class Rule(NamedTuple):
     port: str  # '' or canonical '80,443' / '2379:2380'
     proto: str  # 'any', 'tcp', 'udp'
     comment: str = ""
+    interface: str = ""  # '' (any) or the interface incoming traffic must arrive on (`in on IFACE`)
 
     @property
     def key(self):
@@ -39,14 +41,17 @@ class Rule(NamedTuple):
         ufw holds one rule per match (``UFWRule.match``): adding a rule that differs from an
         existing one only in its action or comment replaces that rule in place.
         """
-        return (self.route, self.src, self.dst, self.port, self.proto)
+        return (self.route, self.interface, self.src, self.dst, self.port, self.proto)
 
     def args(self, delete=False):
         """ufw command-line arguments that add (or delete) this rule."""
         out = ["route"] if self.route else []
         if delete:
             out.append("delete")
-        out += [self.action, "from", self.src, "to", self.dst]
+        out.append(self.action)
+        if self.interface:
+            out += ["in", "on", self.interface]
+        out += ["from", self.src, "to", self.dst]
         if self.port:
             out += ["port", self.port]
         if self.proto != "any":
@@ -110,7 +115,10 @@ def normalize(spec):
     comment = str(spec.get("comment") or "")
     if "'" in comment or "\n" in comment:
         raise UfwRuleError(f"comment {comment!r} may not contain quotes or newlines")
-    return Rule(bool(spec.get("route")), action, src, dst, port, proto, comment)
+    interface = str(spec.get("interface") or "")
+    if interface and not _IFACE.match(interface):
+        raise UfwRuleError(f"interface {interface!r} is not an interface name")
+    return Rule(bool(spec.get("route")), action, src, dst, port, proto, comment, interface)
 
 
 def expand(spec):
@@ -147,15 +155,18 @@ def _parse_line(line):
         raise UfwRuleError(f"cannot manage the ufw rule {line!r}")
     action, rest = tokens[0], tokens[1:]
     fields = {"from_ip": None, "to_ip": None, "port": None, "proto": None, "comment": None, "rule": action,
-              "route": route}
+              "route": route, "interface": None}
+    if rest[:2] == ["in", "on"] and len(rest) > 2:
+        fields["interface"] = rest[2]
+        rest = rest[3:]
     if rest and rest[0] not in ("from", "to", "port", "proto", "comment"):
         # Short form: `ufw allow 22/tcp`, `ufw allow 8472`.
-        port, _, proto = rest.pop(0).partition("/")
+        port, _sep, proto = rest.pop(0).partition("/")
         fields["port"], fields["proto"] = port, proto or None
     names = {"from": "from_ip", "to": "to_ip", "port": "port", "proto": "proto", "comment": "comment"}
     while rest:
         if rest[0] not in names or len(rest) < 2:
-            raise UfwRuleError(f"cannot manage the ufw rule {line!r} (interface or app rules are not supported)")
+            raise UfwRuleError(f"cannot manage the ufw rule {line!r} (outgoing-interface or app rules are not supported)")
         fields[names[rest[0]]] = rest[1]
         rest = rest[2:]
     return normalize(fields)

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: ufw_rules
 short_description: Converge ufw's user rules to exactly a given set
 version_added: 0.1.0
-author: honeyDue engineering
+author: honeyDue engineering (@honeydue)
 description:
   - Makes ufw hold exactly the listed rules, in one task. Rules that are listed but missing are
     added; with O(exclusive=true) (the default) every other user rule is deleted, so an address
@@ -67,6 +67,11 @@ options:
         description: A routed (forwarded) rule, C(ufw route ...), instead of an incoming one.
         type: bool
         default: false
+      interface:
+        description:
+          - Only traffic coming in on this interface (C(ufw allow in on IFACE ...)), for example the
+            private network's; omitted, any interface.
+        type: str
       comment:
         description: Comment stored with the rule (no quotes or newlines).
         type: str
@@ -76,9 +81,11 @@ options:
     default: true
 attributes:
   check_mode:
-    support: full
+    details: Reads the rules ufw holds and reports the adds, updates and deletes it would run.
   diff_mode:
-    support: full
+    details: ufw's user rules before and after, one per line as C(ufw show added) prints them.
+extends_documentation_fragment:
+  - honeydue.infra.attributes
 notes:
   - Needs root (C(become)) and the ufw command on the target.
   - Deleting a rule that is in use is immediate when ufw is enabled; list the SSH rule that keeps
@@ -151,6 +158,7 @@ def main():
         port=dict(type="str"),
         proto=dict(type="str", default="any", choices=["any", "tcp", "udp"]),
         route=dict(type="bool", default=False),
+        interface=dict(type="str"),
         comment=dict(type="str"),
     )
     module = AnsibleModule(

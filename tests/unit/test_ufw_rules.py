@@ -60,9 +60,22 @@ def test_invalid_rules_are_refused_before_any_change(spec, msg):
         normalize(spec)
 
 
-def test_interface_rules_are_not_silently_misread():
+def test_outgoing_interface_rules_are_not_silently_misread():
     with pytest.raises(UfwRuleError, match="cannot manage"):
-        parse_added("ufw allow in on cni0\n")
+        parse_added("ufw allow out on eth0 to any port 53\n")
+
+
+def test_incoming_interface_rules_round_trip():
+    """The cluster ports are open only in on the private interface (`ufw allow in on IFACE ...`)."""
+    line = "ufw allow in on enp7s0 from 10.0.1.0/24 to any port 6443,2379:2380,10250 proto tcp comment 'k3s'"
+    (rule,) = parse_added(line)
+    assert (rule.interface, rule.src, rule.port, rule.proto) == ("enp7s0", "10.0.1.0/24", "2379:2380,6443,10250", "tcp")
+    assert rule.args()[:3] == ["allow", "in", "on"]
+    assert parse_added("ufw " + " ".join(_quote(a) for a in rule.args())) == [rule]
+    anywhere = normalize({"from_ip": "10.0.1.0/24", "port": "6443", "proto": "tcp"})
+    assert anywhere.key != rule.key  # the same match on another interface is another rule
+    with pytest.raises(UfwRuleError, match="interface"):
+        normalize({"from_ip": "10.0.1.0/24", "port": "6443", "proto": "tcp", "interface": "eth0; rm -rf /"})
 
 
 def test_args_round_trip_through_the_parser():
