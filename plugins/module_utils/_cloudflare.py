@@ -27,6 +27,7 @@ import json
 import time
 from email.utils import parsedate_to_datetime
 
+from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.http_client import HTTPException
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlencode
@@ -122,6 +123,25 @@ def retry_after_seconds(headers, now=None):
     except (TypeError, ValueError, IndexError):
         return 1.0
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def common_argument_spec():
+    """The options every Cloudflare module of the collection shares (documented once, in the
+    ``honeydue.infra.cloudflare`` doc fragment)."""
+    return dict(
+        api_token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["CLOUDFLARE_API_TOKEN"])),
+        api_base_url=dict(type="str", default=DEFAULT_BASE_URL),
+        timeout=dict(type="int", default=30),
+        max_retries=dict(type="int", default=5),
+        max_wait=dict(type="float", default=60.0),
+        max_replans=dict(type="int", default=3),
+    )
+
+
+def client_from_params(params):
+    """A :class:`CloudflareClient` from a module's parameters (see :func:`common_argument_spec`)."""
+    return CloudflareClient(params["api_token"], params["api_base_url"], timeout=params["timeout"],
+                            max_retries=params["max_retries"], max_wait=params["max_wait"])
 
 
 class CloudflareClient:

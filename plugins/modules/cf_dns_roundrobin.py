@@ -243,12 +243,12 @@ failure:
       returned: when the failed call was a write
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.honeydue.infra.plugins.module_utils._cf_plan import (
     ConvergeError, PlanError, by_name, converge, count, desired_sets, mixed_proxied)
 from ansible_collections.honeydue.infra.plugins.module_utils._cloudflare import (
-    DEFAULT_BASE_URL, CloudflareClient, CloudflareError)
+    CloudflareError, client_from_params, common_argument_spec)
 
 
 def _diff(before, after):
@@ -303,20 +303,14 @@ def main():
             state=dict(type="str", default="present", choices=["present", "absent"]),
             prune=dict(type="bool", default=True),
             allow_empty=dict(type="bool", default=False),
-            api_token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["CLOUDFLARE_API_TOKEN"])),
-            api_base_url=dict(type="str", default=DEFAULT_BASE_URL),
-            timeout=dict(type="int", default=30),
-            max_retries=dict(type="int", default=5),
-            max_wait=dict(type="float", default=60.0),
-            max_replans=dict(type="int", default=3),
             batch_size=dict(type="int", default=200),
+            **common_argument_spec(),
         ),
         required_one_of=[("zone", "zone_id")],
         supports_check_mode=True,
     )
     p = module.params
-    client = CloudflareClient(p["api_token"], p["api_base_url"], timeout=p["timeout"],
-                              max_retries=p["max_retries"], max_wait=p["max_wait"])
+    client = client_from_params(p)
     facts = {}
     try:
         result = run(module, client, facts)

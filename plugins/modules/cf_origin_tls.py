@@ -229,12 +229,12 @@ changed:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.honeydue.infra.plugins.module_utils._cf_origin_tls import (
     ConvergeError, PlanError, converge, desired, permission_for, summary)
 from ansible_collections.honeydue.infra.plugins.module_utils._cloudflare import (
-    DEFAULT_BASE_URL, CloudflareClient, CloudflareError)
+    CloudflareError, client_from_params, common_argument_spec)
 
 try:
     from cryptography import x509
@@ -338,20 +338,14 @@ def main():
             aop_enabled=dict(type="bool"),
             aop_activation_timeout=dict(type="float", default=300.0),
             aop_poll_interval=dict(type="float", default=10.0),
-            api_token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["CLOUDFLARE_API_TOKEN"])),
-            api_base_url=dict(type="str", default=DEFAULT_BASE_URL),
-            timeout=dict(type="int", default=30),
-            max_retries=dict(type="int", default=5),
-            max_wait=dict(type="float", default=60.0),
-            max_replans=dict(type="int", default=3),
+            **common_argument_spec(),
         ),
         required_one_of=[("zone", "zone_id"), ("ssl", "aop_certificate", "aop_enabled")],
         required_together=[("aop_certificate", "aop_private_key")],
         supports_check_mode=True,
     )
     p = module.params
-    client = CloudflareClient(p["api_token"], p["api_base_url"], timeout=p["timeout"],
-                              max_retries=p["max_retries"], max_wait=p["max_wait"])
+    client = client_from_params(p)
     facts = {}
     try:
         result = run(module, client, facts)
