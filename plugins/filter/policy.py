@@ -95,13 +95,16 @@ def cluster_ports(policy):
             "udp": [_hetzner_port(lo, hi) for lo, hi in FLANNEL_UDP[p["flannel_backend"]]]}
 
 
-def hcloud_firewall_rules(policy):
+def hcloud_firewall_rules(policy, ssh_ports=None):
     """The Hetzner Cloud firewall's rules: the public side only. SSH (and 6443 when ``api_public``)
     from the admin CIDRs, 80/443 from the origin ranges, ICMP. No cluster rules: Hetzner's firewall
-    does not filter private networks, and cluster traffic never uses the public addresses."""
+    does not filter private networks, and cluster traffic never uses the public addresses.
+    ``ssh_ports`` (while SSH moves to the policy's port) opens these ports for SSH too; Hetzner
+    takes one port or range per rule, so each gets its own rule."""
     p = normalize(policy)
     rules = [{"description": "ssh from admins", "direction": "in", "protocol": "tcp",
-              "port": str(p["ssh_port"]), "source_ips": p["admin_cidrs"]}]
+              "port": str(port), "source_ips": p["admin_cidrs"]}
+             for port in sorted({p["ssh_port"], *(int(x) for x in ssh_ports or [])})]
     if p["api_public"]:
         rules.append({"description": "kubernetes api from admins", "direction": "in", "protocol": "tcp",
                       "port": "6443", "source_ips": p["admin_cidrs"]})
@@ -113,14 +116,17 @@ def hcloud_firewall_rules(policy):
     return rules
 
 
-def ufw_policy_rules(policy, private_iface=None):
+def ufw_policy_rules(policy, private_iface=None, ssh_ports=None):
     """ufw's rules (for ``honeydue.infra.ufw_rules``): the public side as in the cloud firewall, the
     cluster ports only ``in on`` the private interface from the private subnet, the pod and service
     networks. Without ``private_iface`` the cluster rules match the private subnet on any interface
-    (a host that has no separate private interface)."""
+    (a host that has no separate private interface). ``ssh_ports`` (while SSH moves to the policy's
+    port) opens these ports for SSH too."""
     p = normalize(policy)
     on = {"interface": private_iface} if private_iface else {}
-    rules = [{"from_ip": p["admin_cidrs"], "port": str(p["ssh_port"]), "proto": "tcp", "comment": "ssh from admins"}]
+    ports = sorted({p["ssh_port"], *(int(x) for x in ssh_ports or [])})
+    rules = [{"from_ip": p["admin_cidrs"], "port": ",".join(str(x) for x in ports), "proto": "tcp",
+              "comment": "ssh from admins"}]
     if p["api_public"]:
         rules.append({"from_ip": p["admin_cidrs"], "port": "6443", "proto": "tcp", "comment": "kubernetes api from admins"})
     rules.append({"from_ip": p["origin_cidrs"], "port": "80,443", "proto": "tcp", "comment": "http from cloudflare"})

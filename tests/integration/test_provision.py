@@ -369,3 +369,22 @@ def test_the_network_policy_drives_the_firewall_and_first_boot(hcloud_api, playb
     bad = playbook(PROVISION, env=_env(hcloud_api),
                    extra_args=_vars(tmp_path, hcloud_provision_network_policy={**policy, "ssh_port": 2379}))
     assert bad.rc != 0 and "collides" in bad.stdout
+
+
+def test_the_cloud_firewall_follows_an_ssh_port_move(hcloud_api, playbook, tmp_path) -> None:
+    """playbooks/ssh-port.yml's outer steps (hcloud_provision tasks_from firewall_only): old and new
+    SSH port while the nodes move, then the new one only; no server is touched."""
+    policy = {"ssh_port": 2222, "admin_cidrs": ADMIN, "origin_cidrs": ["173.245.48.0/20"], "private_cidr": "10.0.1.0/24"}
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{
+        "name": "Cloud firewall only", "ansible.builtin.include_role": {
+            "name": "honeydue.infra.hcloud_provision", "tasks_from": "firewall_only"}}]}]
+    both = playbook(play, env=_env(hcloud_api), extra_args=_vars(
+        tmp_path, hcloud_provision_network_policy=policy, hcloud_provision_extra_ssh_ports=[22]))
+    assert both.rc == 0, both.stdout[-4000:] + both.stderr[-2000:]
+    ssh = [(proto, port) for proto, port, sources in _rules(hcloud_api) if sources == tuple(ADMIN)]
+    assert ssh == [("tcp", "22"), ("tcp", "2222"), ("tcp", "6443")]
+    new_only = playbook(play, env=_env(hcloud_api), extra_args=_vars(tmp_path, hcloud_provision_network_policy=policy))
+    assert new_only.rc == 0, new_only.stdout[-4000:] + new_only.stderr[-2000:]
+    assert [(p, port) for p, port, sources in _rules(hcloud_api) if sources == tuple(ADMIN)] == [
+        ("tcp", "2222"), ("tcp", "6443")]
+    assert not any("/servers" in w for w in _writes(hcloud_api))

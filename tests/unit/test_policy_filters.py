@@ -71,3 +71,14 @@ def test_iface_for_finds_the_private_interface():
     assert iface_for(facts, "10.0.1.2") == "enp7s0"
     with pytest.raises(AnsibleFilterError, match="no interface carries 10.0.1.9"):
         iface_for(facts, "10.0.1.9")
+
+
+def test_while_ssh_moves_both_layers_open_the_old_and_the_new_port():
+    moved = {**POLICY, "ssh_port": 2222}
+    ssh = [r for r in hcloud_firewall_rules(moved, ssh_ports=[22]) if r["description"] == "ssh from admins"]
+    assert [r["port"] for r in ssh] == ["22", "2222"]  # Hetzner takes one port per rule
+    assert all(r["source_ips"] == ["198.51.100.0/24"] for r in ssh)
+    assert ufw_policy_rules(moved, "enp7s0", ssh_ports=["22"])[0]["port"] == "22,2222"
+    # The port it moves to is the policy's, already open: nothing doubles.
+    assert ufw_policy_rules(moved, ssh_ports=[2222])[0]["port"] == "2222"
+    assert len(hcloud_firewall_rules(moved, ssh_ports=[2222])) == len(hcloud_firewall_rules(moved))
