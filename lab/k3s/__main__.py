@@ -1,0 +1,57 @@
+"""`k3s` for the lab nodes (built into one executable by lab/k3s/build.py): the subcommands the
+collection uses, each answering as K3s v1.34 does.
+
+  k3s --version | -v           the release it is served as
+  k3s server [flags]           see lab.k3s.server
+  k3s kubectl ...              Debian's kubectl with /etc/rancher/k3s/k3s.yaml
+  k3s token rotate [--new-token T] [--token OLD] [--server URL]
+  k3s etcd-snapshot save|ls|delete|prune
+  k3s check-config             what the collection's role asks of it
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from . import _releases
+
+
+def release() -> str:
+    """The release this build answers as: K3S_STANDIN_RELEASE, else the one baked in at build time."""
+    baked = os.path.join(os.path.dirname(__file__), "RELEASE")
+    default = open(baked).read().strip() if os.path.exists(baked) else _releases.PRODUCTION  # noqa: SIM115
+    return os.environ.get("K3S_STANDIN_RELEASE") or default
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    if args[0] in ("--version", "-v", "version"):
+        print(_releases.version_text(release()))
+        return 0
+    cmd, rest = args[0], args[1:]
+    if cmd == "server":
+        from . import _config
+        from .server import Server, log
+        try:
+            loaded = _config.load(argv=rest)
+        except ValueError as exc:  # an unknown or malformed flag on the command line is an error
+            log("fatal", str(exc))
+            return 1
+        for w in loaded["warnings"]:
+            log("warning", w)
+        return Server(loaded["config"], release=release()).run()
+    if cmd == "token" and rest[:1] == ["rotate"]:
+        from ._cli import token_rotate
+        return token_rotate(rest[1:])
+    if cmd == "kubectl":
+        kubeconfig = os.environ.get("KUBECONFIG") or "/etc/rancher/k3s/k3s.yaml"
+        os.execvp("kubectl", ["kubectl", f"--kubeconfig={kubeconfig}", *rest])
+    print(f"k3s: {cmd}: not simulated by the stand-in", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
