@@ -46,6 +46,24 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "token" and rest[:1] == ["rotate"]:
         from ._cli import token_rotate
         return token_rotate(rest[1:])
+    if cmd == "etcd-snapshot":
+        from ._cli import etcd_snapshot
+        return etcd_snapshot(rest)
+    if cmd == "agent":
+        from . import _config
+        from .agent import Agent
+        from .server import log
+        try:
+            loaded = _config.load(argv=rest)
+        except ValueError as exc:
+            log("fatal", str(exc))
+            return 1
+        for w in loaded["warnings"]:
+            log("warning", w)
+        return Agent(loaded["config"], release=release()).run()
+    if cmd == "check-config":
+        from ._cli import check_config
+        return check_config(rest)
     if cmd == "kubectl":
         kubeconfig = os.environ.get("KUBECONFIG") or "/etc/rancher/k3s/k3s.yaml"
         os.execvp("kubectl", ["kubectl", f"--kubeconfig={kubeconfig}", *rest])

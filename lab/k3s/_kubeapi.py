@@ -197,6 +197,14 @@ class KubeAPI:
         return 404, status(404, "NotFound", "the server could not find the requested resource"), JSON
 
     def _nodes(self, method: str, name: str | None, raw: bytes, query: dict[str, list[str]]) -> tuple[int, Any, str]:
+        if name is None and method == "POST":
+            node = json.loads(raw or b"{}")
+            node_name = node.get("metadata", {}).get("name", "")
+            node["metadata"].setdefault("uid", str(uuid.uuid4()))
+            node["metadata"].setdefault("creationTimestamp", now())
+            if not self._put(f"/registry/minions/{node_name}", node, 0):
+                return 409, status(409, "AlreadyExists", f'nodes "{node_name}" already exists'), JSON
+            return 201, self._get(f"/registry/minions/{node_name}")[0], JSON
         if name is None:
             if method != "GET":
                 return 405, status(405, "MethodNotAllowed", "method not allowed"), JSON

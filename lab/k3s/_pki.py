@@ -335,3 +335,16 @@ def kubeconfig(server_url: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) 
             f"    user: default\n  name: default\ncurrent-context: default\nkind: Config\npreferences: {{}}\n"
             f"users:\n- name: default\n  user:\n    client-certificate-data: {b64(cert_pem)}\n"
             f"    client-key-data: {b64(key_pem)}\n")
+
+
+def issue_client_cert(data_dir: str | Path, cn: str, orgs: list[str], now: datetime | None = None) -> bytes:
+    """A client certificate from the cluster's client CA, as the supervisor hands agents their kubelet
+    client certificate (``/v1-k3s/client-kubelet.crt``: CN ``system:node:<name>``, O ``system:nodes``):
+    the certificate, its CA, then the key, in one PEM document."""
+    data_dir, now = Path(data_dir), _now(now)
+    ca_cert_rel, ca_key_rel, _ = CAS["client-ca"]
+    ca = x509.load_pem_x509_certificates((data_dir / ca_cert_rel).read_bytes())[0]
+    ca_key = serialization.load_pem_private_key((data_dir / ca_key_rel).read_bytes(), None)
+    key, key_pem = _new_ec_key()
+    cert = _leaf_cert(key, ca_key, ca, cn, orgs, _CLIENT, [], [], now)
+    return _pem(cert) + _pem(ca) + key_pem

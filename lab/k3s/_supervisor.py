@@ -106,15 +106,18 @@ class Supervisor:
             self.httpd.server_close()
 
     # -- routing ------------------------------------------------------------------------------
-    def _password_ok(self, headers: dict[str, str]) -> bool:
+    def _user(self, headers: dict[str, str]) -> str | None:
+        """The passwd user (``server`` or ``node``) whose password the basic auth carries, else None."""
+        from . import _passwd
         auth = headers.get("Authorization") or headers.get("authorization") or ""
         if not auth.startswith("Basic "):
-            return False
+            return None
         try:
             user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
         except ValueError:
-            return False
-        return user in ("server", "node") and hmac.compare_digest(password, self.server._current_password())
+            return None
+        stored = _passwd.read_passwd(self.server.paths.passwd).get(user, ("",))[0]
+        return user if user in ("server", "node") and stored and hmac.compare_digest(password, stored) else None
 
     def route(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], raw: bytes,
               subject: dict[str, str]) -> tuple[int, Any, str]:
@@ -123,8 +126,12 @@ class Supervisor:
             return 200, (tls / "server-ca.crt").read_bytes(), "text/plain"
         if path == "/ping":
             return 200, b"pong", "text/plain"
+        if path == "/v1-k3s/client-kubelet.crt":
+            if self._user(headers) is None:
+                return 401, b"Unauthorized\n", "text/plain"
+            return self._kubelet_cert(headers)
         if path.startswith(("/v1-k3s/", "/db/")):
-            if not self._password_ok(headers):
+            if self._user(headers) != "server":
                 return 401, b"Unauthorized\n", "text/plain"
             return self._supervisor(method, path, raw)
         if not subject:
@@ -146,6 +153,8 @@ class Supervisor:
             except EtcdError as exc:
                 return 500, f"{exc.message}\n".encode(), "text/plain"
             return 200, {"members": members}, "application/json"
+        if path == "/db/snapshot" and method == "POST":
+            return self._snapshot(json.loads(raw or b"{}"))
         if path == "/v1-k3s/token" and method == "PUT":
             try:
                 new = json.loads(raw or b"{}").get("token", "")
@@ -154,3 +163,45 @@ class Supervisor:
                 return 400, f"{exc}\n".encode(), "text/plain"
             return 200, b"", "text/plain"
         return 404, b"404 page not found\n", "text/plain"
+
+    def _snapshot(self, req: dict[str, Any]) -> tuple[int, Any, str]:
+        """POST /db/snapshot (k3s etcd-snapshot): {"operation": save|list|delete|prune, "name", "retention"}."""
+        from . import _s3, _snapshot
+        op = req.get("operation", "save")
+        try:
+            if op == "save":
+                return 200, {"lines": _snapshot.save(self.server, req.get("name") or None)}, "application/json"
+            if op == "list":
+                return 200, {"snapshots": _snapshot.list_snapshots(self.server)}, "application/json"
+            if op == "delete":
+                return 200, {"lines": _snapshot.delete(self.server, list(req.get("names") or []))}, "application/json"
+            if op == "prune":
+                retention = int(req.get("retention") or self.server.cfg.get("etcd-snapshot-retention") or 5)
+                return 200, {"lines": _snapshot.prune(self.server, retention, req.get("name") or None)}, "application/json"
+        except (RuntimeError, OSError, _s3.S3Error) as exc:
+            return 500, f"{exc}\n".encode(), "text/plain"
+        return 400, f"unknown snapshot operation {op}\n".encode(), "text/plain"
+
+    def _kubelet_cert(self, headers: dict[str, str]) -> tuple[int, Any, str]:
+        """An agent's kubelet client certificate, after K3s's node password check: the first request for a
+        node name stores the password's hash (Secret kube-system/<node>.node-password.k3s); a later one
+        with another password is refused, as K3s refuses a duplicate hostname."""
+        import hashlib
+
+        from . import _pki
+        h = {k.lower(): v for k, v in headers.items()}
+        name, password = h.get("k3s-node-name", ""), h.get("k3s-node-password", "")
+        if not name or not password:
+            return 400, b"missing node name or node password\n", "text/plain"
+        key = f"/registry/secrets/kube-system/{name}.node-password.k3s"
+        digest = hashlib.sha256(password.encode()).hexdigest()
+        secret = {"apiVersion": "v1", "kind": "Secret", "type": "k3s.cattle.io/node-password",
+                  "metadata": {"name": f"{name}.node-password.k3s", "namespace": "kube-system"}, "data": {"hash": digest}}
+        gw = self.server.gateway
+        if not gw.create(key, json.dumps(secret)):
+            stored = json.loads(gw.get(key)[0]["value"]).get("data", {}).get("hash")
+            if stored != digest:
+                return 403, ("Node password rejected, duplicate hostname or contents of '/etc/rancher/node/password' "
+                             "may not match server node-passwd entry, try enabling a unique node name with the "
+                             "--with-node-id flag\n").encode(), "text/plain"
+        return 200, _pki.issue_client_cert(self.server.paths.data, f"system:node:{name}", ["system:nodes"]), "text/plain"

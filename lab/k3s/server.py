@@ -185,6 +185,9 @@ class Server:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
         try:
+            if self.cfg.get("cluster-reset"):
+                self._cluster_reset()
+                return self.exit_code
             if self.paths.wal.is_dir() and any(self.paths.wal.iterdir()):
                 self._restart_existing()
             elif self.cfg.get("server"):
@@ -212,6 +215,33 @@ class Server:
         self._reconcile_bootstrap()
         self._write_passwd(self._token_value())
         self._write_token_files()
+
+    def _cluster_reset(self) -> None:
+        """--cluster-reset [--cluster-reset-restore-path=<snapshot>]: this server alone becomes the
+        cluster (etcd's force-new-cluster, or a snapshot restored as a one-member cluster), then k3s
+        says to restart without the flag and exits."""
+        from . import _snapshot
+        restore = self.cfg.get("cluster-reset-restore-path")
+        if self.paths.name_file.exists():
+            self.member = self.paths.name_file.read_text().strip()
+        if not restore and not (self.paths.wal.is_dir() and any(self.paths.wal.iterdir())):
+            raise Fatal("etcd: no existing etcd data to reset; use --cluster-reset-restore-path to restore a snapshot")
+        self._certs()
+        if restore:
+            try:
+                _snapshot.restore_into(self, str(restore))
+            except (OSError, RuntimeError) as exc:
+                raise Fatal(str(exc)) from None
+            config = self._etcd_config()
+        else:
+            config = {**self._etcd_config(), "force-new-cluster": True}
+        self._start_etcd(config)
+        self._wait_etcd_ready()
+        _write_private(self.paths.db / "reset-flag", "")
+        if restore:
+            self._reconcile_bootstrap()
+        log("info", "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. "
+                    "Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes")
 
     def _init_cluster(self) -> None:
         from . import _pki
@@ -413,6 +443,8 @@ class Server:
         _notify.notify("READY=1")
         log("info", "k3s is up and running")
         threading.Thread(target=self._promotion_loop, daemon=True, name="promote").start()
+        from . import _snapshot
+        threading.Thread(target=_snapshot.scheduler, args=(self,), daemon=True, name="snapshots").start()
         self.stop_event.wait()
 
     def _promotion_loop(self) -> None:
