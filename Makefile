@@ -39,7 +39,7 @@ venv: ## .venv with the pinned Python toolchain (reused when requirements-dev.tx
 docker: ## make `docker info` work (use a running engine, or install docker.io and start dockerd)
 	@scripts/ensure-docker.sh
 
-image: docker ## the lab node image (Debian 12, debootstrap + docker import), tagged by recipe hash
+image: docker ## the lab node image (Debian 13, debootstrap + docker import), tagged by recipe hash
 	@lab/image/build.sh > /dev/null
 
 lint: venv ## yamllint, ruff (Python) and ansible-lint (production profile)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the lab node image from Debian 12 with debootstrap + `docker import`.
+# Build the lab node image from Debian 13 (trixie) with debootstrap + `docker import`.
 #
 # There is no container registry here, so the image is built locally. Its tag is a hash of its
 # recipe (this script, packages.txt, setup-rootfs.sh): an unchanged recipe reuses the image.
@@ -44,14 +44,15 @@ fi
 work=$(mktemp -d /var/tmp/lab-node.XXXXXX)
 cleanup() { umount -R "$work/rootfs/proc" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+suite=trixie
 pkgs=$(grep -vE '^\s*(#|$)' "$here/packages.txt" | paste -sd, -)
 
-log "debootstrap bookworm from $mirror (a few minutes)"
-debootstrap --variant=minbase --include="$pkgs" bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
+log "debootstrap $suite from $mirror (a few minutes)"
+debootstrap --variant=minbase --include="$pkgs" "$suite" "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
   || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
 
 cp "$here/setup-rootfs.sh" "$work/rootfs/tmp/setup-rootfs.sh"
-chroot "$work/rootfs" /bin/bash /tmp/setup-rootfs.sh "$mirror"
+chroot "$work/rootfs" /bin/bash /tmp/setup-rootfs.sh "$mirror" "$suite"
 rm -f "$work/rootfs/tmp/setup-rootfs.sh"
 
 log "docker import -> $ref"

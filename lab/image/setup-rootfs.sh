@@ -1,10 +1,10 @@
 #!/bin/bash
 # Runs inside the debootstrapped root (chroot) to make it a bootable container node.
 set -euo pipefail
-mirror=$1
+mirror=$1 suite=$2
 cat >/etc/apt/sources.list <<SRC
-deb $mirror bookworm main
-deb $mirror bookworm-updates main
+deb $mirror $suite main
+deb $mirror $suite-updates main
 SRC
 # A container has no consoles, no udev and no hardware clock: mask what would fail or wait.
 for unit in getty@tty1.service console-getty.service serial-getty@.service \
@@ -14,8 +14,13 @@ for unit in getty@tty1.service console-getty.service serial-getty@.service \
   ln -sf /dev/null "/etc/systemd/system/$unit"
 done
 systemctl enable ssh.service >/dev/null 2>&1 || true
+# Debian's etcd-server enables etcd.service (a single member on 127.0.0.1:2379/2380). Masked: a lab
+# node boots with nothing on the etcd ports (base_hardening's tests listen there themselves, and
+# the cluster's etcd is started on purpose, never by the package).
+systemctl disable etcd.service >/dev/null 2>&1 || true  # its multi-user want and its etcd2 alias
+ln -sf /dev/null /etc/systemd/system/etcd.service  # systemctl mask etcd.service
 # Preinstalled for base_hardening, but off as on a fresh server: the role configures and enables
-# it (Debian's stock sshd jail looks for /var/log/auth.log, which a journald-only node lacks).
+# it (its sshd jail, backend systemd, bans through iptables: ufw's own tool).
 systemctl disable fail2ban.service >/dev/null 2>&1 || true
 # Host keys are generated at first boot (each node gets its own), machine-id likewise.
 rm -f /etc/ssh/ssh_host_*
