@@ -7,6 +7,8 @@ collection uses, each answering as K3s v1.34 does.
   k3s token rotate [--new-token T] [--token OLD] [--server URL]
   k3s etcd-snapshot save|ls|delete|prune
   k3s check-config             what the collection's role asks of it
+  k3s agent [flags]            see lab.k3s.agent
+  k3s standin-fault ...        fault hooks for tests (lab.k3s._faults; not a K3s command)
 """
 from __future__ import annotations
 
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         for w in loaded["warnings"]:
             log("warning", w)
         return Agent(loaded["config"], release=release()).run()
+    if cmd == "standin-fault":
+        from ._faults import main as fault
+        return fault(rest)
     if cmd == "check-config":
         from ._cli import check_config
         return check_config(rest)

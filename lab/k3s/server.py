@@ -41,6 +41,7 @@ from ._etcdclient import EtcdError, Gateway, etcdctl
 from ._process import Etcd, write_config
 
 DEFAULT_DATA_DIR = Path("/var/lib/rancher/k3s")
+HOLD_PROMOTION = Path("/run/k3s-standin/hold-promotion")
 
 
 class Fatal(Exception):
@@ -451,6 +452,8 @@ class Server:
         """Every server runs it; only the etcd leader acts (MemberPromote on each learner)."""
         assert self.gateway is not None
         while not self.stop_event.wait(self.promote_interval):
+            if HOLD_PROMOTION.exists():  # a test's "slow promotion" fault (k3s standin-fault hold-promotion)
+                continue
             try:
                 status = self.gateway.status()
                 header = status.get("header", {})
