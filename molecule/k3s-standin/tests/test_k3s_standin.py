@@ -411,6 +411,21 @@ def test_a_rebuilt_node_whose_old_member_is_listed_cannot_join_until_it_is_remov
     assert len([m for m in members("k3s1") if not m[1]]) == 3
 
 
+def test_deleting_a_node_removes_its_member_behind_the_finalizer():
+    """`kubectl delete node` of a server runs K3s's etcd member removal (finalizer
+    wrangler.cattle.io/managed-etcd-controller): the Node is gone only once its member is."""
+    node = json.loads(kubectl("k3s1", "get node node3 -o json").stdout)
+    assert "wrangler.cattle.io/managed-etcd-controller" in node["metadata"]["finalizers"]
+    stop("k3s3")
+    assert kubectl("k3s1", "delete node node3", timeout=90).rc == 0
+    assert not any(n.startswith("node3-") for n, _ in members("k3s1"))
+    assert kubectl("k3s1", "get node node3").rc != 0
+    wipe("k3s3")
+    result = start("k3s3", k3s_config("k3s3", server=SERVER))
+    assert result.rc == 0, result.stderr
+    assert len([m for m in members("k3s1") if not m[1]]) == 3
+
+
 def test_removing_a_member_that_would_lose_quorum_is_refused():
     stop("k3s3")
     try:
