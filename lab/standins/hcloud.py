@@ -1,4 +1,5 @@
-"""Hetzner Cloud API v1 stand-in: servers, actions, SSH keys, placement groups, firewalls, networks.
+"""Hetzner Cloud API v1 stand-in: servers, actions, SSH keys, placement groups, firewalls, networks,
+primary IPs.
 
 Every request is checked against the vendor contract (``shared/specs/hetzner/hcloud.openapi.json``)
 and refused the way the vendor refuses it (``invalid_input``, ``not_found``, ``uniqueness_error`` ...);
@@ -27,6 +28,12 @@ Vendor behaviours beyond the contract, from the API reference (docs.hetzner.clou
   so a client must follow ``next_page``.
 * **Labels.** The ``hetzner.cloud/`` key prefix is reserved and refused.
 * **Firewall rules.** ``port`` is ``"N"`` or ``"N-M"`` (lower and upper bound) within 1-65535.
+* **Primary IPs.** A server's public addresses are Primary IPs: given in the create request
+  (``public_net.ipv4``/``ipv6``: unassigned, same location, right type) or created for it with
+  ``auto_delete`` true. Deleting a server unassigns its Primary IPs and deletes the auto_delete ones.
+  Assign/unassign need the server ``off``; an assigned Primary IP cannot be deleted
+  (``must_be_unassigned``, from 1 May 2026), a delete-protected one neither (``protected``), and
+  delete protection needs ``auto_delete`` false.
 
 Run it on its own with ``python -m lab.standins.hcloud --port 8080 --token T``; the endpoint is
 ``http://127.0.0.1:8080/v1``. ``POST /_standin/addresses {"name": ..., "ipv4": ...}`` gives a
@@ -67,6 +74,9 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 RESERVED_LABEL_PREFIX = "hetzner.cloud/"
 _PORT = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
+# delete_primary_ip: "If assigned to a Server the Primary IP will be unassigned automatically until
+# 1 May 2026. After this date, the Primary IP needs to be unassigned before it can be deleted."
+PRIMARY_IP_MUST_BE_UNASSIGNED = date(2026, 5, 1)
 _PRIVATE_RANGES = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 
 
@@ -86,12 +96,25 @@ _ID_OR_NAME = ("server_type", "image", "location", "datacenter")
 
 
 def id_or_name_fields(spec: dict[str, Any]) -> dict[str, Any]:
-    """Let the create-server ID-or-name fields also be integers (see ``_ID_OR_NAME``)."""
-    props = spec["components"]["schemas"]["create_server_request"]["properties"]
+    """Let the create-server ID-or-name fields also be integers (see ``_ID_OR_NAME``); likewise the
+    create-Primary-IP ``location`` ("Location ID or name"), which hcloud-python sends as
+    ``location.id_or_name`` (the ID once the location was looked up, as hetzner.hcloud.primary_ip does).
+
+    ``assignee_type`` of a create-Primary-IP request is ``required`` in the contract, but it only
+    means something together with ``assignee_id``: Hetzner's own hcloud-python (2.x) sends it only
+    with ``assignee_id`` (its ``create`` warns "The 'assignee_type' argument ... will be required
+    together with the 'assignee_id' argument"), so an unassigned create ("If not assigned to a
+    resource the ``location`` key needs to be provided") without it is accepted, as the vendor does.
+    """
+    schemas = spec["components"]["schemas"]
+    props = schemas["create_server_request"]["properties"]
     for name in _ID_OR_NAME:
         if name in props:  # datacenter: removed from the API after 1 July 2026
             props[name] = {"anyOf": [props[name], {"type": "integer"}]}
     props["ssh_keys"]["items"] = {"anyOf": [props["ssh_keys"]["items"], {"type": "integer"}]}
+    pip = schemas["create_primary_ip_request"]
+    pip["properties"]["location"] = {"anyOf": [pip["properties"]["location"], {"type": "integer"}]}
+    pip["required"] = [n for n in pip["required"] if n != "assignee_type"]
     return spec
 
 
@@ -309,6 +332,8 @@ _ACTION_ROUTES: dict[str, tuple[str, int]] = {
                      "get_action_for_firewall"),
         "network": ("list_network_actions", "get_network_action", "list_actions_for_network",
                     "get_action_for_network"),
+        "primary_ip": ("list_primary_ip_actions", "get_primary_ip_action", "list_actions_for_primary_ip",
+                       "get_action_for_primary_ip"),
     }.items()
     for index, verb in enumerate(verbs)
 }
@@ -332,6 +357,8 @@ class HcloudStandIn(StandIn):
         self.refused_fields = {name: removed_names(list(removals), name)
                                for name in ("create_server_request", "create_primary_ip_request")}
         self.server_removed = removed_names(list(removals), "server")
+        # the Primary IP schema is inline in its answers: every copy of it loses the same names
+        self.primary_ip_removed = {r.name for r in removals if "primary_ip" in r.owner and "request" not in r.owner}
         self.gone = {op: change for change in changes_in_force(today) if change.kind == "gone"
                      for op in change.operations}
         self.action_delay = 0.0
@@ -353,6 +380,7 @@ class HcloudStandIn(StandIn):
         self.placement_groups: dict[int, dict[str, Any]] = {}
         self.firewalls: dict[int, dict[str, Any]] = {}
         self.networks: dict[int, dict[str, Any]] = {}
+        self.primary_ips: dict[int, dict[str, Any]] = {}
         self.actions: dict[int, Action] = {}
         self._failures: dict[str, tuple[str, str]] = {}
         self._budget = float(RATE_LIMIT)
@@ -371,8 +399,11 @@ class HcloudStandIn(StandIn):
         with self._lock:
             self.addresses[name] = ipv4
             for server in self.servers.values():
-                if server["name"] == name and server["public_net"]["ipv4"] is not None:
-                    server["public_net"]["ipv4"]["ip"] = ipv4
+                pip = self._assigned(server["id"], "ipv4")
+                if server["name"] == name and pip is not None:
+                    pip["ip"] = ipv4
+                    pip["dns_ptr"] = [{"ip": ipv4, "dns_ptr": f"static.{ipv4}.clients.your-server.de"}]
+                    self._sync_public_net(server)
 
     def fail_next_action(self, command: str, code: str = "action_failed", message: str = "Action failed") -> None:
         """Make the next action with this ``command`` (``create_server``, ``start_server`` ...) end in error."""
@@ -604,7 +635,7 @@ class HcloudStandIn(StandIn):
     # -- generic collection helpers -------------------------------------------------------------
     def _store(self, kind: str) -> dict[int, dict[str, Any]]:
         return {"server": self.servers, "ssh_key": self.ssh_keys, "placement_group": self.placement_groups,
-                "firewall": self.firewalls, "network": self.networks}[kind]
+                "firewall": self.firewalls, "network": self.networks, "primary_ip": self.primary_ips}[kind]
 
     def _get(self, kind: str, raw: object) -> dict[str, Any]:
         item = self._store(kind).get(_int_id(raw))
@@ -837,6 +868,7 @@ class HcloudStandIn(StandIn):
         server = self._new_server(body)
         sid = server["id"]
         self.servers[sid] = server
+        self._give_public_net(server, body.get("public_net") or {})
         self._join_placement_group(server, server["_placement_group"])
         for net_id in body.get("networks", []):
             self._attach(server, self._get("network", net_id), None, [])
@@ -877,9 +909,9 @@ class HcloudStandIn(StandIn):
             raise invalid_input({"image": ["image architecture does not match the server type"]})
         location = self._placement(body)
         self._check_references(body)
-        pnet = body.get("public_net", {})
+        self._check_given_primary_ips(body.get("public_net") or {}, location)
         return {"id": next(self._ids), "name": name, "status": "initializing", "created": now_iso(),
-                "public_net": self._public_net(name, pnet.get("enable_ipv4", True), pnet.get("enable_ipv6", True)),
+                "public_net": {"ipv4": None, "ipv6": None, "floating_ips": [], "firewalls": []},
                 "private_net": [], "server_type": stype, "location": location, "image": image, "iso": None, "rescue_enabled": False,
                 "locked": False, "backup_window": None, "outgoing_traffic": 0, "ingoing_traffic": 0,
                 "included_traffic": 21990232555520, "protection": {"delete": False, "rebuild": False},
@@ -922,15 +954,67 @@ class HcloudStandIn(StandIn):
         if body.get("volumes"):
             raise invalid_input({"volumes": ["volumes are not supported by the stand-in"]})
 
-    def _public_net(self, name: str, ipv4: bool, ipv6: bool) -> dict[str, Any]:
-        v4 = v6 = None
-        if ipv4:
-            ip = self.addresses.get(name) or str(PUBLIC_V4[next(self._v4_hosts) % 244 + 10])
-            v4 = {"id": next(self._ids), "ip": ip, "blocked": False, "dns_ptr": f"static.{ip}.clients.your-server.de"}
-        if ipv6:
-            net = ipaddress.ip_network(f"{PUBLIC_V6.network_address + (next(self._v6_nets) << 64)}/64")
-            v6 = {"id": next(self._ids), "ip": str(net), "blocked": False, "dns_ptr": []}
-        return {"ipv4": v4, "ipv6": v6, "floating_ips": [], "firewalls": []}
+    def _check_given_primary_ips(self, pnet: dict[str, Any], location: dict[str, Any]) -> None:
+        """``public_net.ipv4``/``ipv6`` of a create request name usable Primary IPs (create-server's
+        operation specific errors: ``primary_ip_assigned``, ``primary_ip_datacenter_mismatch``,
+        ``primary_ip_version_mismatch``)."""
+        for family in ("ipv4", "ipv6"):
+            pid = pnet.get(family)
+            if pid is None:
+                continue
+            if pnet.get(f"enable_{family}", True) is False:
+                raise invalid_input({f"public_net.{family}": [f"a Primary IP is given but enable_{family} is false"]})
+            pip = self.primary_ips.get(pid)
+            if pip is None:
+                raise invalid_input({f"public_net.{family}": [f"primary ip {pid} not found"]})
+            if pip["type"] != family:
+                raise ApiError(422, "primary_ip_version_mismatch",
+                               f"primary ip {pid} is of type {pip['type']}, not {family}")
+            if pip["assignee_id"] is not None:
+                raise ApiError(422, "primary_ip_assigned", f"primary ip {pid} is already assigned to a server")
+            if pip["location"]["id"] != location["id"]:
+                raise ApiError(422, "primary_ip_datacenter_mismatch",
+                               f"primary ip {pid} is in {pip['location']['name']}, the server in {location['name']}")
+
+    def _give_public_net(self, server: dict[str, Any], pnet: dict[str, Any]) -> None:
+        """Assign the given Primary IPs; where none is given (and the family is enabled) one is
+        created for the server with ``auto_delete`` true, as the vendor does."""
+        for family in ("ipv4", "ipv6"):
+            if pnet.get(family) is not None:
+                pip = self.primary_ips[pnet[family]]
+            elif pnet.get(f"enable_{family}", True):
+                pip = self._new_primary_ip(f"primary_ip-{next(self._ids)}", family, server["location"], {}, True,
+                                           server["name"])
+                self.primary_ips[pip["id"]] = pip
+            else:
+                continue
+            pip["assignee_id"] = server["id"]
+        self._sync_public_net(server)
+
+    def _assigned(self, sid: int, family: str) -> dict[str, Any] | None:
+        return next((p for p in self.primary_ips.values() if p["assignee_id"] == sid and p["type"] == family), None)
+
+    def _sync_public_net(self, server: dict[str, Any]) -> None:
+        """The server's ``public_net.ipv4``/``ipv6`` as its assigned Primary IPs make them."""
+        v4, v6 = self._assigned(server["id"], "ipv4"), self._assigned(server["id"], "ipv6")
+        server["public_net"]["ipv4"] = None if v4 is None else {
+            "id": v4["id"], "ip": v4["ip"], "blocked": v4["blocked"],
+            "dns_ptr": v4["dns_ptr"][0]["dns_ptr"] if v4["dns_ptr"] else f"static.{v4['ip']}.clients.your-server.de"}
+        server["public_net"]["ipv6"] = None if v6 is None else {
+            "id": v6["id"], "ip": v6["ip"], "blocked": v6["blocked"], "dns_ptr": list(v6["dns_ptr"])}
+
+    def _new_primary_ip(self, name: str, family: str, location: dict[str, Any], labels: dict[str, str],
+                        auto_delete: bool, server_name: str | None = None) -> dict[str, Any]:
+        """A Primary IP (not stored yet): a fresh address (or the one registered for ``server_name``)."""
+        if family == "ipv4":
+            ip = (self.addresses.get(server_name or "") or str(PUBLIC_V4[next(self._v4_hosts) % 244 + 10]))
+            ptr = [{"ip": ip, "dns_ptr": f"static.{ip}.clients.your-server.de"}]
+        else:
+            ip = str(ipaddress.ip_network(f"{PUBLIC_V6.network_address + (next(self._v6_nets) << 64)}/64"))
+            ptr = []
+        return {"id": next(self._ids), "name": name, "type": family, "ip": ip, "location": location,
+                "labels": labels, "auto_delete": auto_delete, "blocked": False, "created": now_iso(),
+                "dns_ptr": ptr, "protection": {"delete": False}, "assignee_id": None, "assignee_type": "server"}
 
     def op_delete_server(self, req: Request, op: Operation) -> tuple[int, Any]:
         server = self._get("server", op.params["id"])
@@ -944,6 +1028,12 @@ class HcloudStandIn(StandIn):
                 net["servers"].remove(sid)
         for fw in self.firewalls.values():
             fw["applied_to"] = [a for a in fw["applied_to"] if a.get("server", {}).get("id") != sid]
+        # "Any resources attached to the server (like ... Primary IPs ...) are detached"; those with
+        # auto_delete go with it.
+        for pip in [p for p in self.primary_ips.values() if p["assignee_id"] == sid]:
+            pip["assignee_id"] = None
+            if pip["auto_delete"]:
+                del self.primary_ips[pip["id"]]
         server["status"] = "deleting"
         action = self._new_action("delete_server", [("server", sid)])
         del self.servers[sid]
@@ -1023,6 +1113,130 @@ class HcloudStandIn(StandIn):
             raise ApiError(422, "server_not_in_placement_group", "server is not in a placement group")
         self._leave_placement_group(server)
         return self._server_action(op, "remove_from_placement_group")
+
+    # -- primary IPs -------------------------------------------------------------------------
+    def primary_ip_json(self, pip: dict[str, Any]) -> dict[str, Any]:
+        """A Primary IP as the vendor shows it (``datacenter`` only before it was removed)."""
+        out = {k: v for k, v in pip.items() if not k.startswith("_")}
+        out["labels"], out["protection"] = dict(pip["labels"]), dict(pip["protection"])
+        out["dns_ptr"] = [dict(d) for d in pip["dns_ptr"]]
+        if "datacenter" not in self.primary_ip_removed:  # before 2 July 2026 the vendor still sent it
+            out["datacenter"] = next(dc for dc in DATACENTERS if dc["location"]["id"] == pip["location"]["id"])
+        return out
+
+    def op_list_primary_ips(self, req: Request, op: Operation) -> tuple[int, Any]:
+        ip = req.q("ip")
+        items = [p for p in self.primary_ips.values() if ip is None or p["ip"] == ip]
+        return self._list(req, "primary_ips", items, self.primary_ip_json)
+
+    def op_get_primary_ip(self, req: Request, op: Operation) -> tuple[int, Any]:
+        return 200, {"primary_ip": self.primary_ip_json(self._get("primary_ip", op.params["id"]))}
+
+    def _assignable(self, pip_type: str, server: dict[str, Any]) -> None:
+        """A server can take a Primary IP of ``pip_type`` only when off and without one of that type."""
+        self._unlocked(server)
+        if server["status"] != "off":
+            raise ApiError(422, "server_not_stopped", "the server is running, but needs to be powered off")
+        if self._assigned(server["id"], pip_type) is not None:
+            raise ApiError(422, f"server_has_{pip_type}", f"the server already has an {pip_type} address")
+
+    def op_create_primary_ip(self, req: Request, op: Operation) -> tuple[int, Any]:
+        body = req.body
+        self._unique_name("primary_ip", body["name"])
+        labels = self._labels(body)
+        # "The location, datacenter and assignee_id/assignee_type attributes are mutually exclusive."
+        # (datacenter itself is refused today, before this: see _refuse_removed_fields)
+        assignee = body.get("assignee_id")
+        if assignee is not None and body.get("location") is not None:
+            raise invalid_input({"location": ["location and assignee_id are mutually exclusive"]})
+        server = None
+        if assignee is not None:
+            if body.get("assignee_type") != "server":
+                raise invalid_input({"assignee_type": ["assignee_type server is required with assignee_id"]})
+            server = self._get("server", assignee)
+            self._assignable(body["type"], server)
+            location = server["location"]
+        else:
+            if body.get("location") is None:
+                raise invalid_input({"location": ["location is required when the Primary IP is not assigned"]})
+            found = _lookup(LOCATIONS, body["location"])
+            if found is None:
+                raise invalid_input({"location": ["location not found"]})
+            location = found
+        pip = self._new_primary_ip(body["name"], body["type"], location, labels, body.get("auto_delete", False))
+        self.primary_ips[pip["id"]] = pip
+        resources = [("primary_ip", pip["id"])]
+        if server is not None:
+            pip["assignee_id"] = server["id"]
+            self._sync_public_net(server)
+            resources.append(("server", server["id"]))
+        action = self._new_action("create_primary_ip", resources)
+        return 201, {"primary_ip": self.primary_ip_json(pip), "action": action.as_json()}
+
+    def op_replace_primary_ip(self, req: Request, op: Operation) -> tuple[int, Any]:
+        body = req.body or {}
+        pip = self._get("primary_ip", op.params["id"])
+        if body.get("auto_delete") is True and pip["protection"]["delete"]:
+            # the mirror of change_protection's rule: a delete-protected Primary IP keeps auto_delete off
+            raise invalid_input({"auto_delete": ["a delete protected Primary IP cannot be auto deleted"]})
+        pip = self._rename_relabel("primary_ip", op.params["id"], body)
+        if "auto_delete" in body:
+            pip["auto_delete"] = body["auto_delete"]
+        return 200, {"primary_ip": self.primary_ip_json(pip)}
+
+    def op_delete_primary_ip(self, req: Request, op: Operation) -> tuple[int, Any]:
+        pip = self._get("primary_ip", op.params["id"])
+        if pip["protection"]["delete"]:
+            raise ApiError(423, "protected", "primary ip is delete protected")
+        if pip["assignee_id"] is not None:
+            # "If assigned to a Server the Primary IP will be unassigned automatically until 1 May 2026.
+            # After this date, the Primary IP needs to be unassigned before it can be deleted."
+            if self.today >= PRIMARY_IP_MUST_BE_UNASSIGNED:
+                raise ApiError(422, "must_be_unassigned", "primary ip is still assigned to a resource")
+            server = self.servers.get(pip["assignee_id"])
+            if server is not None:
+                if server["status"] != "off":
+                    raise ApiError(422, "server_not_stopped", "the server is running, but needs to be powered off")
+                pip["assignee_id"] = None
+                self._sync_public_net(server)
+        del self.primary_ips[pip["id"]]
+        return 204, None
+
+    def op_assign_primary_ip_to_resource(self, req: Request, op: Operation) -> tuple[int, Any]:
+        pip = self._get("primary_ip", op.params["id"])
+        server = self._get("server", req.body["assignee_id"])
+        if pip["assignee_id"] is not None:
+            raise ApiError(422, "primary_ip_already_assigned", "primary ip is already assigned to a server")
+        self._assignable(pip["type"], server)
+        if pip["location"]["id"] != server["location"]["id"]:
+            raise ApiError(422, "primary_ip_datacenter_mismatch",
+                           f"primary ip is in {pip['location']['name']}, the server in {server['location']['name']}")
+        pip["assignee_id"] = server["id"]
+        self._sync_public_net(server)
+        action = self._new_action("assign_primary_ip", [("primary_ip", pip["id"]), ("server", server["id"])])
+        return 201, {"action": action.as_json()}
+
+    def op_unassign_primary_ip_from_resource(self, req: Request, op: Operation) -> tuple[int, Any]:
+        pip = self._get("primary_ip", op.params["id"])
+        server = self.servers.get(pip["assignee_id"]) if pip["assignee_id"] is not None else None
+        if server is None:
+            raise ApiError(422, "invalid_input", "primary ip is not assigned")
+        self._unlocked(server)
+        if server["status"] != "off":
+            raise ApiError(422, "server_not_stopped", "the server is running, but needs to be powered off")
+        pip["assignee_id"] = None
+        self._sync_public_net(server)
+        action = self._new_action("unassign_primary_ip", [("primary_ip", pip["id"]), ("server", server["id"])])
+        return 201, {"action": action.as_json()}
+
+    def op_change_primary_ip_protection(self, req: Request, op: Operation) -> tuple[int, Any]:
+        pip = self._get("primary_ip", op.params["id"])
+        delete = req.body["delete"]
+        # "A Primary IPs deletion protection can only be enabled if its auto_delete property is set to false."
+        if delete and pip["auto_delete"]:
+            raise invalid_input({"delete": ["delete protection can only be enabled while auto_delete is false"]})
+        pip["protection"] = {"delete": delete}
+        return 201, {"action": self._new_action("change_protection", [("primary_ip", pip["id"])]).as_json()}
 
     # -- networks ----------------------------------------------------------------------------
     def op_list_networks(self, req: Request, op: Operation) -> tuple[int, Any]:

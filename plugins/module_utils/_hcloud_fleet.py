@@ -80,24 +80,76 @@ def desired_servers(servers: list[dict[str, Any]], common_labels: dict[str, str]
             raise FleetError("invalid_input", f"server name {name!r} is listed twice")
         seen.add(name)
         labels = {**common_labels, **(entry.get("labels") or {}), **selector_labels}
-        out.append({"name": name, "labels": {str(k): str(v) for k, v in labels.items()}})
+        ipv4 = entry.get("ipv4")
+        out.append({"name": name, "labels": {str(k): str(v) for k, v in labels.items()},
+                    "ipv4": None if ipv4 in (None, "") else primary_ip_ref(ipv4)})
     return out
+
+
+def primary_ip_ref(value: Any) -> int | str:
+    """A Primary IP reference as given: an ID (``42``, ``"42"``) or a name (``"hetzner1-ipv4"``)."""
+    if isinstance(value, bool):
+        raise FleetError("invalid_input", f"ipv4 {value!r} is neither a Primary IP ID nor a name")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not text:
+        raise FleetError("invalid_input", "ipv4 must name a Primary IP (ID or name)")
+    return int(text) if text.isdigit() else text
+
+
+def primary_ip_problems(entries: list[dict[str, Any]], found: dict[int | str, dict[str, Any] | None],
+                        location: str) -> list[str]:
+    """Why the Primary IPs named by the servers to create cannot be used, checked before any create.
+
+    ``found`` maps each reference (:func:`primary_ip_ref`) to the Primary IP it names
+    (``{"id", "name", "type", "location", "assignee_id"}``) or ``None`` when there is none. A server
+    is created with ``public_net.ipv4`` = that ID; the API would refuse an IP that is not ``ipv4``
+    (``primary_ip_version_mismatch``), is assigned (``primary_ip_assigned``) or lies in another
+    location. Two servers naming the same IP is refused too.
+    """
+    problems = []
+    users: dict[Any, str] = {}
+    for entry in entries:
+        ref = entry.get("ipv4")
+        if ref is None:
+            continue
+        pip = found.get(ref)
+        if pip is None:
+            problems.append(f"{entry['name']}: no Primary IP {ref!r}")
+            continue
+        what = f"{entry['name']}: Primary IP {pip.get('name') or pip['id']}"
+        if pip["id"] in users:
+            problems.append(f"{what} is also named for {users[pip['id']]}")
+        users[pip["id"]] = entry["name"]
+        if pip.get("type") != "ipv4":
+            problems.append(f"{what} is of type {pip.get('type')}, not ipv4")
+        if pip.get("assignee_id") is not None:
+            problems.append(f"{what} is assigned to server {pip['assignee_id']}")
+        if pip.get("location") and pip["location"] != location:
+            problems.append(f"{what} is in {pip['location']}, the servers in {location}")
+    return problems
 
 
 def server_view(name: str, *, sid: int | None = None, status: str = "", server_type: str = "", image: str | None = None,
                 location: str = "", labels: dict[str, str] | None = None, placement_group: str | None = None,
                 networks: list[str] | None = None, protection: dict[str, bool] | None = None,
                 ipv4: str | None = None, ipv6: str | None = None,
-                private_ipv4: str | None = None) -> dict[str, Any]:
+                private_ipv4: str | None = None, primary_ipv4: int | None = None) -> dict[str, Any]:
     """The attributes of one existing server that the planner and the module's result use."""
     return {"name": name, "id": sid, "status": status, "server_type": server_type, "image": image,
             "location": location, "labels": dict(labels or {}), "placement_group": placement_group,
             "networks": sorted(networks or []), "protection": dict(protection or {"delete": False, "rebuild": False}),
-            "ipv4": ipv4, "ipv6": ipv6, "private_ipv4": private_ipv4}
+            "ipv4": ipv4, "ipv6": ipv6, "private_ipv4": private_ipv4, "primary_ipv4": primary_ipv4}
 
 
-def drift_of(want: dict[str, Any], have: dict[str, Any], spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Differences between a desired entry (+ the fleet-wide ``spec``) and an existing server."""
+def drift_of(want: dict[str, Any], have: dict[str, Any], spec: dict[str, Any],
+             primary_ids: dict[Any, int | None] | None = None) -> dict[str, dict[str, Any]]:
+    """Differences between a desired entry (+ the fleet-wide ``spec``) and an existing server.
+
+    ``primary_ids`` maps a Primary IP reference (the entry's ``ipv4``) to its ID (``None``: no such
+    Primary IP); a server whose public IPv4 is another Primary IP has drifted in ``ipv4``.
+    """
     out: dict[str, dict[str, Any]] = {}
     for field in DRIFT_FIELDS:
         expected = spec.get(field)
@@ -109,12 +161,17 @@ def drift_of(want: dict[str, Any], have: dict[str, Any], spec: dict[str, Any]) -
     missing = sorted(set(spec.get("networks") or []) - set(have.get("networks") or []))
     if missing:
         out["networks"] = {"expected": sorted(spec.get("networks") or []), "actual": have.get("networks") or []}
+    ref = want.get("ipv4")
+    if ref is not None:
+        wanted_id = (primary_ids or {}).get(ref, ref if isinstance(ref, int) else None)
+        if wanted_id is None or have.get("primary_ipv4") != wanted_id:
+            out["ipv4"] = {"expected": ref, "actual": have.get("primary_ipv4")}
     return out
 
 
 def plan(desired: list[dict[str, Any]], existing: list[dict[str, Any]], spec: dict[str, Any], *,
          protection: bool = True, allow_delete: bool = False, confirmed_removed: list[str] | None = None,
-         removed_label: str = "k3s-removed") -> Plan:
+         removed_label: str = "k3s-removed", primary_ids: dict[Any, int | None] | None = None) -> Plan:
     """Decide what converges ``existing`` (the fleet's servers now) to ``desired``.
 
     - a desired server that does not exist is created; one that exists is never recreated, its
@@ -133,7 +190,7 @@ def plan(desired: list[dict[str, Any]], existing: list[dict[str, Any]], spec: di
     drift = {}
     for entry in desired:
         if entry["name"] in have:
-            found = drift_of(entry, have[entry["name"]], spec)
+            found = drift_of(entry, have[entry["name"]], spec, primary_ids)
             if found:
                 drift[entry["name"]] = found
     surplus = sorted((n for n in have if n not in wanted), key=_natural)

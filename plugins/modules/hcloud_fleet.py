@@ -57,6 +57,20 @@ options:
         description: Labels of this server (added to O(labels) and O(selector_labels)).
         type: dict
         default: {}
+      ipv4:
+        description:
+          - An existing Primary IP of type C(ipv4) (its ID, or its name) that the server gets as its
+            public IPv4 when it is created (C(public_net.ipv4) of the create request). Create it
+            first with C(auto_delete=false), for example with M(hetzner.hcloud.primary_ip), and the
+            address outlives the server - a replacement server created with the same Primary IP
+            keeps the address.
+          - Before the first create, every named Primary IP is checked - it must exist, be of type
+            C(ipv4), be unassigned, lie in O(location) and be named for one server only -
+            otherwise the task fails before anything is created (RV(failure.code) C(primary_ip_unusable)).
+          - An existing server is never recreated or reassigned; one whose public IPv4 is not this
+            Primary IP is reported in RV(drift) (field C(ipv4)).
+          - Omitted, Hetzner creates a Primary IP for the server that is deleted with it.
+        type: str
   selector_labels:
     description:
       - Labels that mark a server as a member of this fleet (for example C(cluster=honeydue)); every
@@ -158,6 +172,14 @@ EXAMPLES = r"""
     user_data: "{{ lookup('ansible.builtin.template', 'cloud-init.yml.j2') }}"
   register: fleet
 
+- name: Each server with its own Primary IP (created beforehand, auto_delete false), kept across replacements
+  honeydue.infra.hcloud_fleet:
+    servers:
+      - {name: hetzner1, labels: {role: k3s-server}, ipv4: hetzner1-ipv4}
+      - {name: hetzner2, labels: {role: k3s-server}, ipv4: hetzner2-ipv4}
+    selector_labels: {cluster: honeydue}
+    location: nbg1
+
 - name: Scale in, deleting hetzner4 (drained and deleted from K3s first)
   honeydue.infra.hcloud_fleet:
     servers: "{{ fleet_servers[:3] }}"
@@ -210,6 +232,9 @@ servers:
     ipv6:
       description: Public IPv6 network, or null.
       type: str
+    primary_ipv4:
+      description: ID of the Primary IP that is the server's public IPv4, or null.
+      type: int
     private_ipv4:
       description: Address on the first private network, or null.
       type: str
@@ -217,7 +242,7 @@ servers:
     - {name: hetzner1, id: 42, status: running, server_type: cx33, image: ubuntu-24.04, location: nbg1,
        labels: {cluster: honeydue, role: k3s-server, env: production}, placement_group: honeydue-spread,
        networks: [], protection: {delete: true, rebuild: true}, ipv4: 198.51.100.7,
-       ipv6: "2001:db8:1::/64", private_ipv4: null}
+       ipv6: "2001:db8:1::/64", primary_ipv4: 4711, private_ipv4: null}
 created:
   description: Names of the servers created (in check mode, that would be created).
   returned: always
@@ -281,13 +306,16 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_fleet import (
-    FleetError, desired_servers, diff, in_fleet, lock_holders, plan, selector, server_view, taken_names)
+    FleetError, desired_servers, diff, in_fleet, lock_holders, plan, primary_ip_problems, selector, server_view,
+    taken_names)
 
 try:
     import hcloud
     import requests
     from hcloud.images import Image
     from hcloud.locations import Location
+    from hcloud.primary_ips import PrimaryIP
+    from hcloud.servers import ServerCreatePublicNetwork
     HCLOUD_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - reported by the module
     HCLOUD_IMPORT_ERROR = traceback.format_exc()
@@ -327,7 +355,25 @@ class Fleet:
             protection=server.protection,
             ipv4=server.public_net.ipv4.ip if server.public_net and server.public_net.ipv4 else None,
             ipv6=server.public_net.ipv6.ip if server.public_net and server.public_net.ipv6 else None,
-            private_ipv4=private[0].ip if private else None)
+            private_ipv4=private[0].ip if private else None,
+            primary_ipv4=getattr(getattr(server.public_net, "primary_ipv4", None), "id", None))
+
+    def primary_ips(self, desired):
+        """The Primary IPs the servers name (``ipv4``): reference -> facts, or None when there is none."""
+        found = {}
+        for ref in dict.fromkeys(d["ipv4"] for d in desired if d.get("ipv4") is not None):
+            try:
+                pip = (self.client.primary_ips.get_by_id(ref) if isinstance(ref, int)
+                       else self.client.primary_ips.get_by_name(ref))
+            except hcloud.APIException as exc:
+                if exc.code != "not_found":
+                    raise
+                pip = None
+            location = getattr(pip, "location", None) if pip is not None else None
+            found[ref] = None if pip is None else {
+                "id": pip.id, "name": pip.name, "type": pip.type, "assignee_id": pip.assignee_id,
+                "location": location.name if location is not None else None}
+        return found
 
     def resolve(self):
         """Look every referenced resource up by name; an unknown one fails before any create."""
@@ -414,13 +460,16 @@ class Fleet:
         """
         p = self.module.params
         lost = None
+        pip_id = refs.get("primary_ids", {}).get(entry.get("ipv4"))
+        public_net = ServerCreatePublicNetwork(ipv4=PrimaryIP(id=pip_id)) if pip_id is not None else None
         for _attempt in range(CREATE_ATTEMPTS):
             try:
                 resp = self.client.servers.create(
                     entry["name"], server_type=refs["server_type"], image=Image(id=refs["image"].id),
                     location=Location(name=p["location"]), ssh_keys=refs["ssh_keys"] or None,
                     placement_group=refs["placement_group"], networks=refs["networks"] or None,
-                    user_data=p["user_data"], labels=entry["labels"], start_after_create=True)
+                    user_data=p["user_data"], labels=entry["labels"], start_after_create=True,
+                    public_net=public_net)
                 return [resp.action.id] + [a.id for a in resp.next_actions or []]
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 lost = f"connection lost ({type(exc).__name__})"
@@ -503,8 +552,11 @@ class Fleet:
         desired = desired_servers(p["servers"], p["labels"], p["selector_labels"])
         servers = self.existing()
         views = [self.view(s) for s in servers.values()]
+        pips = self.primary_ips(desired)
+        primary_ids = {ref: (pip["id"] if pip else None) for ref, pip in pips.items()}
         the_plan = plan(desired, views, self.spec, protection=p["protection"], allow_delete=p["allow_delete"],
-                        confirmed_removed=p["confirmed_removed"], removed_label=p["removed_label"])
+                        confirmed_removed=p["confirmed_removed"], removed_label=p["removed_label"],
+                        primary_ids=primary_ids)
         self.result.update(surplus=the_plan.surplus, drift=the_plan.drift)
         for name, fields in the_plan.drift.items():
             self.module.warn(f"{name} differs from the request (reported, not changed): " +
@@ -514,6 +566,12 @@ class Fleet:
         if the_plan.create:
             refs = self.resolve()
             self.check_names(the_plan.create)
+            # In check mode a Primary IP may be missing: an earlier task would have created it.
+            checked = [e for e in the_plan.create if not self.module.check_mode or pips.get(e["ipv4"]) is not None]
+            problems = primary_ip_problems(checked, pips, p["location"])
+            if problems:
+                raise FleetError("primary_ip_unusable", "; ".join(problems) + ". Nothing was changed")
+            refs["primary_ids"] = primary_ids
         if self.module._diff:
             self.result["diff"] = diff(views, the_plan, self.spec)
         if self.module.check_mode:
@@ -549,6 +607,7 @@ def main():
             servers=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True),
                 labels=dict(type="dict", default={}),
+                ipv4=dict(type="str"),
             )),
             selector_labels=dict(type="dict", required=True),
             labels=dict(type="dict", default={}),

@@ -57,7 +57,7 @@ def test_provision_fresh_idempotent_scale_out_and_refused_scale_in(hcloud_api, p
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
 
     # The call sequence: catalog checks first, then key, group, private network and subnet, firewall
-    # (applied by label), then every server create posted back to back before any wait (attached to
+    # (applied by label), the Primary IPs, then every server create posted back to back before any wait (attached to
     # the network), then protection. The firewall is written once: its rules do not depend on the servers.
     writes = _writes(hcloud_api)
     creates = [i for i, w in enumerate(writes) if w == "POST /v1/servers"]
@@ -65,8 +65,12 @@ def test_provision_fresh_idempotent_scale_out_and_refused_scale_in(hcloud_api, p
     assert writes[:6] == ["POST /v1/ssh_keys", "POST /v1/placement_groups", "POST /v1/networks",
                           f"POST /v1/networks/{net_id}/actions/add_subnet", "POST /v1/firewalls",
                           f"POST /v1/firewalls/{fw_id}/actions/apply_to_resources"]
-    assert creates == [6, 7, 8], writes
-    assert [w.rsplit("/", 1)[1] for w in writes[9:]] == ["change_protection"] * 3
+    # then each server's Primary IP (created, delete protection on), before the first server
+    pip_ids = sorted(p["id"] for p in hcloud_api.primary_ips.values() if p["name"].endswith("-ipv4"))
+    assert writes[6:12] == [w for pid in pip_ids for w in (
+        "POST /v1/primary_ips", f"POST /v1/primary_ips/{pid}/actions/change_protection")], writes
+    assert creates == [12, 13, 14], writes
+    assert [w.rsplit("/", 1)[1] for w in writes[15:]] == ["change_protection"] * 3
     seq = hcloud_api.sequence()
     assert seq.index("GET /v1/server_types") < seq.index("POST /v1/ssh_keys")
     # all three creates posted before the first poll of an action
@@ -388,3 +392,76 @@ def test_the_cloud_firewall_follows_an_ssh_port_move(hcloud_api, playbook, tmp_p
     assert [(p, port) for p, port, sources in _rules(hcloud_api) if sources == tuple(ADMIN)] == [
         ("tcp", "2222"), ("tcp", "6443")]
     assert not any("/servers" in w for w in _writes(hcloud_api))
+
+
+# -- Primary IPs: a replaced server keeps its public IPv4 ------------------------------------------
+PRIMARY_TASK = "honeydue.infra.hcloud_provision : Primary IPv4 of every server (kept when the server is replaced)"
+
+
+def _by_name(api: HcloudStandIn) -> dict:
+    return {s["name"]: s for s in api.servers.values()}
+
+
+@pytest.mark.slow
+def test_replaced_server_keeps_its_primary_ipv4(hcloud_api, playbook, tmp_path) -> None:
+    first = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path))
+    assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    # (the IPv6 of each server is a Primary IP too: Hetzner's own, auto_delete true)
+    pips = {p["name"]: p for p in hcloud_api.primary_ips.values() if p["type"] == "ipv4"}
+    assert sorted(pips) == ["hetzner1-ipv4", "hetzner2-ipv4", "hetzner3-ipv4"]
+    servers = _by_name(hcloud_api)
+    for name, server in servers.items():
+        pip = pips[f"{name}-ipv4"]
+        assert pip["type"] == "ipv4" and pip["auto_delete"] is False and pip["protection"] == {"delete": True}
+        assert pip["labels"] == {"cluster": "honeydue", "env": "production", "server": name}
+        assert pip["assignee_id"] == server["id"] and pip["location"]["name"] == "nbg1"
+        assert server["public_net"]["ipv4"] == {**server["public_net"]["ipv4"], "id": pip["id"], "ip": pip["ip"]}
+    # every Primary IP is created before the first server, and each create names its own
+    seq = _writes(hcloud_api)
+    assert max(i for i, w in enumerate(seq) if w == "POST /v1/primary_ips") < seq.index("POST /v1/servers")
+    creates = {c.body["name"]: c.body for c in hcloud_api.calls("POST", r"^/v1/servers$")}
+    assert {n: b["public_net"]["ipv4"] for n, b in creates.items()} == {n: pips[f"{n}-ipv4"]["id"] for n in servers}
+    # the requests the stand-in saw were all valid for today's API (no datacenter anywhere)
+    assert all("datacenter" not in (c.body or {}) for c in hcloud_api.calls("POST", r"^/v1/primary_ips$"))
+    assert hcloud_api.contract_violations == []
+    address = servers["hetzner2"]["public_net"]["ipv4"]["ip"]
+    old_id = servers["hetzner2"]["id"]
+
+    # hetzner2 dies and is deleted through the API (protection off first, as an operator would).
+    hcloud_api._get("server", old_id)["protection"] = {"delete": False, "rebuild": False}
+    import requests
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    gone = requests.delete(f"{hcloud_api.url}/v1/servers/{old_id}", headers=auth, timeout=10)
+    assert gone.status_code == 200, gone.text
+    kept = pips["hetzner2-ipv4"]
+    assert kept["id"] in hcloud_api.primary_ips and kept["assignee_id"] is None
+    # a protected, unassigned Primary IP cannot be deleted by accident
+    refused = requests.delete(f"{hcloud_api.url}/v1/primary_ips/{kept['id']}", headers=auth, timeout=10)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (423, "protected")
+
+    again = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path))
+    assert again.rc == 0, again.stdout[-4000:] + again.stderr[-2000:]
+    assert again.task_results(FLEET_TASK)["created"] == ["hetzner2"]
+    assert all(not r.get("changed") for r in again.task_results(PRIMARY_TASK)["results"])
+    new = _by_name(hcloud_api)["hetzner2"]
+    assert new["id"] != old_id and new["public_net"]["ipv4"]["ip"] == address
+    pip = hcloud_api.primary_ips[kept["id"]]
+    assert pip["auto_delete"] is False and pip["assignee_id"] == new["id"] and pip["protection"] == {"delete": True}
+    assert sorted(p["name"] for p in hcloud_api.primary_ips.values() if p["type"] == "ipv4") == [
+        "hetzner1-ipv4", "hetzner2-ipv4", "hetzner3-ipv4"]
+    assert hcloud_api.contract_violations == []
+
+    # A third run changes nothing.
+    third = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path))
+    assert third.rc == 0 and third.changed() == 0, third.stdout[-4000:]
+
+
+@pytest.mark.slow
+def test_primary_ipv4_off_creates_no_primary_ip(hcloud_api, playbook, tmp_path) -> None:
+    run = playbook(PROVISION, env=_env(hcloud_api), extra_args=_vars(tmp_path, hcloud_provision_primary_ipv4=False))
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert hcloud_api.calls("POST", r"^/v1/primary_ips") == []
+    assert all("ipv4" not in (c.body.get("public_net") or {}) for c in hcloud_api.calls("POST", r"^/v1/servers$"))
+    # Hetzner's own: one per address family and server, deleted with the server
+    assert all(p["auto_delete"] is True and not p["name"].endswith("-ipv4") for p in hcloud_api.primary_ips.values())
+    assert len(hcloud_api.servers) == 3

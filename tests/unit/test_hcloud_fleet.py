@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from ansible_collections.honeydue.infra.plugins.module_utils._hcloud_fleet import (
-    FleetError, desired_servers, diff, plan, selector, server_view)
+    FleetError, desired_servers, diff, plan, primary_ip_problems, primary_ip_ref, selector, server_view)
 
 SPEC = {"server_type": "cx33", "image": "ubuntu-24.04", "location": "nbg1", "placement_group": "spread", "networks": []}
 SEL = {"cluster": "honeydue"}
@@ -122,3 +122,45 @@ def test_lock_holders_name_the_actions():
     assert lock_holders([{"id": 7, "command": "apply_firewall"}, {"id": 8, "command": "start_server"}]) == (
         "apply_firewall (action 7), start_server (action 8)")
     assert lock_holders([]) == "an unlisted action"
+
+
+# -- Primary IPs ------------------------------------------------------------------------------------
+def test_primary_ip_ref_is_an_id_or_a_name():
+    assert primary_ip_ref(42) == 42 and primary_ip_ref("42") == 42
+    assert primary_ip_ref("hetzner1-ipv4") == "hetzner1-ipv4"
+    for bad in (True, "  "):
+        with pytest.raises(FleetError):
+            primary_ip_ref(bad)
+    entries = desired_servers([{"name": "hetzner1", "ipv4": "7"}, {"name": "hetzner2"}], {}, SEL)
+    assert [e["ipv4"] for e in entries] == [7, None]
+
+
+def _pip(pid, **over):
+    return {"id": pid, "name": f"ip{pid}", "type": "ipv4", "assignee_id": None, "location": "nbg1", **over}
+
+
+def test_primary_ip_problems_name_every_unusable_ip():
+    entries = [{"name": f"hetzner{i}", "ipv4": f"ip{i}"} for i in range(1, 7)] + [{"name": "hetzner7", "ipv4": None}]
+    found = {"ip1": _pip(1), "ip2": None, "ip3": _pip(3, type="ipv6"), "ip4": _pip(4, assignee_id=99),
+             "ip5": _pip(5, location="fsn1"), "ip6": _pip(1)}
+    problems = primary_ip_problems(entries, found, "nbg1")
+    assert problems == ["hetzner2: no Primary IP 'ip2'", "hetzner3: Primary IP ip3 is of type ipv6, not ipv4",
+                        "hetzner4: Primary IP ip4 is assigned to server 99",
+                        "hetzner5: Primary IP ip5 is in fsn1, the servers in nbg1",
+                        "hetzner6: Primary IP ip1 is also named for hetzner1"]
+    assert primary_ip_problems(entries[:1], found, "nbg1") == []
+
+
+def test_a_server_on_another_primary_ip_is_drift_never_recreated():
+    wanted = desired_servers([{"name": "hetzner1", "ipv4": "hetzner1-ipv4"}], {}, SEL)
+    same = have("hetzner1", labels=SEL, primary_ipv4=5)
+    assert plan(wanted, [same], SPEC, primary_ids={"hetzner1-ipv4": 5}).drift == {}
+    other = have("hetzner1", labels=SEL, primary_ipv4=6)
+    p = plan(wanted, [other], SPEC, primary_ids={"hetzner1-ipv4": 5})
+    assert p.create == [] and p.drift["hetzner1"]["ipv4"] == {"expected": "hetzner1-ipv4", "actual": 6}
+    # the Primary IP is gone: still drift, still nothing recreated
+    p = plan(wanted, [same], SPEC, primary_ids={"hetzner1-ipv4": None})
+    assert p.create == [] and p.drift["hetzner1"]["ipv4"]["actual"] == 5
+    # by ID
+    by_id = desired_servers([{"name": "hetzner1", "ipv4": 5}], {}, SEL)
+    assert plan(by_id, [same], SPEC).drift == {}
