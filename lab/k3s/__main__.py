@@ -20,9 +20,12 @@ from . import _releases
 
 def release() -> str:
     """The release this build answers as: K3S_STANDIN_RELEASE, else the one baked in at build time."""
-    baked = os.path.join(os.path.dirname(__file__), "RELEASE")
-    default = open(baked).read().strip() if os.path.exists(baked) else _releases.PRODUCTION  # noqa: SIM115
-    return os.environ.get("K3S_STANDIN_RELEASE") or default
+    import pkgutil
+    try:  # inside the zipapp: os.path cannot see it, the package loader can
+        baked = (pkgutil.get_data("lab.k3s", "RELEASE") or b"").decode().strip()
+    except OSError:
+        baked = ""
+    return os.environ.get("K3S_STANDIN_RELEASE") or baked or _releases.PRODUCTION
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -178,7 +178,9 @@ class KubeAPI:
                 {"name": "nodes", "singularName": "node", "namespaced": False, "kind": "Node",
                  "verbs": ["delete", "get", "list", "patch", "update"], "shortNames": ["no"]},
                 {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
-                 "verbs": ["get", "list"], "shortNames": ["ns"]}]}, JSON
+                 "verbs": ["get", "list"], "shortNames": ["ns"]},
+                {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
+                 "verbs": ["delete", "get", "list"]}]}, JSON
         if path == "/apis/coordination.k8s.io/v1":
             return 200, {"kind": "APIResourceList", "groupVersion": "coordination.k8s.io/v1", "resources": [
                 {"name": "leases", "singularName": "lease", "namespaced": True, "kind": "Lease",
@@ -190,11 +192,31 @@ class KubeAPI:
                 match = [i for i in items if i["metadata"]["name"] == segs[3]]
                 return (200, match[0], JSON) if match else (404, status(404, "NotFound", f'namespaces "{segs[3]}" not found'), JSON)
             return 200, {"apiVersion": "v1", "kind": "NamespaceList", "metadata": {}, "items": items}, JSON
+        if segs[:3] == ["api", "v1", "namespaces"] and len(segs) in (5, 6) and segs[4] == "secrets":
+            return self._secrets(method, segs[3], segs[5] if len(segs) == 6 else None)
         if segs[:3] == ["api", "v1", "nodes"]:
             return self._nodes(method, segs[3] if len(segs) > 3 else None, raw, query)
         if segs[:4] == ["apis", "coordination.k8s.io", "v1", "namespaces"] and len(segs) >= 6 and segs[5] == "leases":
             return self._leases(method, segs[4], segs[6] if len(segs) > 6 else None, raw)
         return 404, status(404, "NotFound", "the server could not find the requested resource"), JSON
+
+    def _secrets(self, method: str, namespace: str, name: str | None) -> tuple[int, Any, str]:
+        """Secrets as K3s's supervisor stores them (the node-password secrets): get, list, delete."""
+        if name is None:
+            if method != "GET":
+                return 405, status(405, "MethodNotAllowed", "method not allowed"), JSON
+            items = self._list(f"/registry/secrets/{namespace}/")
+            return 200, {"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": items}, JSON
+        key = f"/registry/secrets/{namespace}/{name}"
+        secret, _rev = self._get(key)
+        if secret is None:
+            return 404, status(404, "NotFound", f'secrets "{name}" not found', {"name": name, "kind": "secrets"}), JSON
+        if method == "GET":
+            return 200, secret, JSON
+        if method == "DELETE":
+            self.etcd.delete(key)
+            return 200, secret, JSON
+        return 405, status(405, "MethodNotAllowed", "method not allowed"), JSON
 
     def _nodes(self, method: str, name: str | None, raw: bytes, query: dict[str, list[str]]) -> tuple[int, Any, str]:
         if name is None and method == "POST":

@@ -54,8 +54,8 @@ class Agent:
 
     def _api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        ctype = "application/merge-patch+json" if method == "PATCH" else "application/json"
+        req = urllib.request.Request(self.server + path, data=data, method=method, headers={"Content-Type": ctype})
         try:
             with urllib.request.urlopen(req, context=self.ctx, timeout=20) as resp:
                 return resp.status, json.loads(resp.read() or b"{}")
@@ -124,6 +124,9 @@ class Agent:
         status, body = self._api("POST", "/api/v1/nodes", node)
         if status not in (200, 201, 409):
             raise Fatal(f"failed to register node {self.node_name}: {status} {body.get('message', '')}")
+        if status == 409:  # registered before: the kubelet updates its status (release, addresses) on start
+            self._api("PATCH", f"/api/v1/nodes/{self.node_name}", {"status": {
+                "nodeInfo": node["status"]["nodeInfo"], "addresses": node["status"]["addresses"]}})
         self._renew()
 
     def _renew(self) -> None:

@@ -51,3 +51,15 @@ def test_production_and_newest_are_known_and_unknown_ones_are_refused():
     assert {_releases.PRODUCTION, _releases.NEWEST} <= set(_releases.RELEASES)
     with pytest.raises(KeyError, match="unknown K3s release"):
         _releases.version_text("v1.33.0+k3s1")
+
+
+def test_each_built_release_answers_as_that_release(tmp_path):
+    """The zipapp reads its baked-in RELEASE through the package loader (os.path cannot see inside a zip)."""
+    import subprocess
+    import sys
+
+    from lab.k3s import build
+    for exe in build.build(tmp_path, ["v1.34.6+k3s1", "v1.34.9+k3s1"]):
+        out = subprocess.run([sys.executable, str(exe), "--version"], capture_output=True, text=True, check=True,
+                             env={"PATH": "/usr/bin:/bin"}).stdout
+        assert out.startswith(f"k3s version {exe.parent.name} ("), out
