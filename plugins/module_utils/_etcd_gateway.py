@@ -46,6 +46,21 @@ class Gateway:
                 doc = {}
             raise GatewayError(doc.get("message") or doc.get("error") or str(exc), doc.get("code")) from None
 
+    def health(self):
+        """(healthy, reason) from /health (GET; 3.5 adds a reason)."""
+        try:
+            resp = open_url(self.url + "/health", method="GET", timeout=self.timeout,
+                            ca_path=f"{self.tls_dir}/server-ca.crt", client_cert=f"{self.tls_dir}/client.crt",
+                            client_key=f"{self.tls_dir}/client.key", validate_certs=True)
+            doc = json.loads(resp.read() or b"{}")
+        except Exception as exc:  # an unhealthy member answers 503 with the same document
+            raw = exc.read() if hasattr(exc, "read") else b""
+            try:
+                doc = json.loads(raw) if raw else {"reason": str(exc)}
+            except ValueError:
+                doc = {"reason": str(exc)}
+        return doc.get("health") == "true", doc.get("reason", "")
+
     def members(self):
         return [Member.from_gateway(m) for m in self.call("/v3/cluster/member/list", {"linearizable": True}).get("members", [])]
 
