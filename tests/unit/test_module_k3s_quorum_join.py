@@ -1,0 +1,108 @@
+"""k3s_quorum_join's entry point against an in-memory etcd JSON gateway (module_utils open_url patched)."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from unittest import mock
+from urllib.error import HTTPError
+
+from ansible_collections.honeydue.infra.plugins.modules import k3s_quorum_join
+
+
+class FakeEtcd:
+    """The gateway of one member of a 3-member cluster: member list, status, alarms, remove, lease, txn."""
+
+    def __init__(self, members, me="1", leader="1"):
+        self.members = [dict(m) for m in members]
+        self.me, self.leader = me, leader
+        self.kv, self.removed, self.calls = {}, [], []
+
+    def open_url(self, url, method="POST", data=None, **_kwargs):
+        path = url.split("2382", 1)[1]
+        body = json.loads(data or "{}")
+        self.calls.append((method, path, body))
+        if path == "/v3/cluster/member/list":
+            return self._answer({"members": self.members})
+        if path == "/v3/maintenance/status":
+            return self._answer({"header": {"member_id": self.me}, "leader": self.leader, "raftIndex": "100"})
+        if path == "/v3/maintenance/alarm":
+            return self._answer({})
+        if path == "/v3/cluster/member/remove":
+            if len([m for m in self.members if m["ID"] != body["ID"]]) < 2:
+                raise HTTPError(url, 400, "bad", {}, io.BytesIO(b'{"message": "etcdserver: re-configuration failed due to not enough started members"}'))
+            self.removed.append(body["ID"])
+            self.members = [m for m in self.members if m["ID"] != body["ID"]]
+            return self._answer({})
+        if path == "/v3/lease/grant":
+            return self._answer({"ID": "77", "TTL": body["TTL"]})
+        if path == "/v3/kv/txn":
+            key = body["compare"][0]["key"]
+            if key in self.kv:
+                return self._answer({"succeeded": False, "responses": [{"response_range": {"kvs": [{"value": self.kv[key]}]}}]})
+            self.kv[key] = body["success"][0]["request_put"]["value"]
+            return self._answer({"succeeded": True})
+        if path == "/v3/kv/deleterange":
+            self.kv.pop(body["key"], None)
+            return self._answer({})
+        raise AssertionError(f"unexpected call {method} {path}")
+
+    @staticmethod
+    def _answer(doc):
+        return io.BytesIO(json.dumps(doc).encode())
+
+
+def member(i, name, ip, learner=False):
+    return {"ID": str(i), "name": name, "peerURLs": [f"https://{ip}:2380"], "clientURLs": [f"https://{ip}:2379"],
+            "isLearner": learner}
+
+
+MEMBERS = [member(1, "node1-aaaa0001", "10.0.1.11"), member(2, "node2-bbbb0002", "10.0.1.12"),
+           member(3, "node3-cccc0003", "10.0.1.13")]
+
+
+def statuses(*ids):
+    return {f"node{i}": {"status": {"answered": True, "member_id": str(i), "leader": "1", "raft_index": 100,
+                                    "alarms": []}} for i in ids}
+
+
+def run(run_module, etcd, args, check_mode=False):
+    with mock.patch("ansible_collections.honeydue.infra.plugins.module_utils._etcd_gateway.open_url", etcd.open_url):
+        return run_module(k3s_quorum_join.main, args, check_mode=check_mode)
+
+
+def test_a_rebuilt_node_has_its_stale_member_removed_under_the_lock(run_module):
+    etcd = FakeEtcd(MEMBERS)
+    result = run(run_module, etcd, {"state": "prepare", "node_name": "node3", "peer_url": "https://10.0.1.23:2380",
+                                    "statuses": statuses(1, 2), "lock_owner": "node3"})
+    assert not result.get("failed"), result
+    assert result["changed"] and result["removed"] == ["node3-cccc0003"] and etcd.removed == ["3"]
+    assert base64.b64decode(next(iter(etcd.kv.values()))).decode() == "node3"  # the lock is held until wait
+
+
+def test_check_mode_returns_the_plan_and_changes_nothing(run_module):
+    etcd = FakeEtcd(MEMBERS)
+    result = run(run_module, etcd, {"state": "prepare", "node_name": "node3", "peer_url": "https://10.0.1.23:2380",
+                                    "statuses": statuses(1, 2), "lock_owner": "node3"}, check_mode=True)
+    assert result["plan"]["action"] == "remove-then-join" and not result["changed"]
+    assert etcd.removed == [] and etcd.kv == {}
+
+
+def test_a_degraded_cluster_refuses_with_the_member_table(run_module):
+    etcd = FakeEtcd(MEMBERS)
+    result = run(run_module, etcd, {"state": "prepare", "node_name": "node4", "peer_url": "https://10.0.1.14:2380",
+                                    "statuses": statuses(1, 2), "lock_owner": "node4"})
+    assert result["failed"] and "node3" in result["msg"]
+    assert [row["healthy"] for row in result["members_before"]] == [True, True, False]
+    assert etcd.removed == [] and etcd.kv == {}
+
+
+def test_another_runs_lock_is_respected(run_module):
+    etcd = FakeEtcd(MEMBERS)
+    key = base64.b64encode(k3s_quorum_join.LOCK_KEY.encode()).decode()
+    etcd.kv[key] = base64.b64encode(b"someone-else").decode()
+    with mock.patch.object(k3s_quorum_join.time, "sleep"), mock.patch.object(k3s_quorum_join.time, "time",
+                                                                            side_effect=[0, 10_000]):
+        result = run(run_module, etcd, {"state": "prepare", "node_name": "node3", "peer_url": "https://10.0.1.23:2380",
+                                        "statuses": statuses(1, 2), "lock_owner": "node3", "lock_ttl": 60})
+    assert result["failed"] and "someone-else" in result["msg"] and etcd.removed == []
