@@ -30,7 +30,8 @@ class FakeEtcd:
             return self._answer({})
         if path == "/v3/cluster/member/remove":
             if len([m for m in self.members if m["ID"] != body["ID"]]) < 2:
-                raise HTTPError(url, 400, "bad", {}, io.BytesIO(b'{"message": "etcdserver: re-configuration failed due to not enough started members"}'))
+                msg = b'{"message": "etcdserver: re-configuration failed due to not enough started members"}'
+                raise HTTPError(url, 400, "bad", {}, io.BytesIO(msg))
             self.removed.append(body["ID"])
             self.members = [m for m in self.members if m["ID"] != body["ID"]]
             return self._answer({})
