@@ -112,25 +112,34 @@ class JoinPlan:
     reason: str = ""
 
 
-def plan_join(members: list[Member], statuses: dict[str, Status], node_name: str, peer_url: str) -> JoinPlan:
-    """What a server about to join does.
+def plan_join(members: list[Member], statuses: dict[str, Status], node_name: str, peer_url: str,
+              member_name: str | None = None) -> JoinPlan:
+    """What a server about to (re)start or join does.
 
-    - already a member with our peer URL and a name of our node: nothing to do (started or not, K3s
-      restarts it as that member);
-    - a member with our node name but another peer URL, or our peer URL but another name (the node
-      was rebuilt): removed first, only if the voters left keep quorum and the cluster is otherwise
-      healthy;
-    - the cluster unhealthy (by :func:`health`, the stale members being replaced): refuse.
+    ``member_name`` is the etcd member name the node has on disk (K3s keeps it in
+    ``server/db/etcd/name``; empty: the node has no etcd data, for example it was rebuilt). K3s
+    names members ``<node-name>-<8 hex>`` afresh on every empty start, and a Hetzner Primary IP
+    keeps the address, so a rebuilt node usually has its old peer URL and a new member name.
+
+    - our member (``member_name``) listed and no other one of ours: start K3s (nothing when it is
+      already a healthy voter);
+    - any other member with our node name or our peer URL is stale (K3s would fail with "duplicate
+      node name found" or "Peer URLs already exists", and etcd refuses to add a member while a
+      down voter is listed): removed first, only if the voters left keep quorum and the cluster is
+      otherwise healthy;
+    - the cluster unhealthy (by :func:`health`, our own and the stale members excluded): refuse.
     """
     def ours(m: Member) -> bool:
         return m.name.rsplit("-", 1)[0] == node_name if m.name else False
 
-    current = [m for m in members if ours(m) and peer_url in m.peer_urls]
-    stale = [m for m in members if (ours(m) and peer_url not in m.peer_urls)
-             or (peer_url in m.peer_urls and m.name and not ours(m))]
-    state = health(members, statuses, replacing={m.id for m in stale + current})
-    if current and not stale:
-        me = current[0]
+    if member_name is None:  # not known: the member with our node name and peer URL is ours
+        mine = [m for m in members if ours(m) and peer_url in m.peer_urls]
+    else:
+        mine = [m for m in members if member_name and m.name == member_name]
+    stale = [m for m in members if m not in mine and (ours(m) or peer_url in m.peer_urls)]
+    state = health(members, statuses, replacing={m.id for m in stale + mine})
+    if mine and not stale:
+        me = mine[0]
         if not me.is_learner and statuses.get(me.id, Status(me.id)).answered and state.healthy:
             return JoinPlan("none", reason="already a healthy voter")
         if not state.healthy:
@@ -144,7 +153,7 @@ def plan_join(members: list[Member], statuses: dict[str, Status], node_name: str
         if len(up_left) < quorum(len(left)):
             return JoinPlan("refuse", stale, f"removing {', '.join(m.name or m.id for m in stale)} would leave "
                                              f"{len(up_left)} of {len(left)} voters answering, below quorum")
-        return JoinPlan("remove-then-join", stale, "a member of this node with another address (rebuilt)")
+        return JoinPlan("remove-then-join", stale, "a member of this node from before it was rebuilt")
     return JoinPlan("join")
 
 

@@ -41,12 +41,20 @@ options:
   peer_url:
     description: Its etcd peer URL, C(https://<node-ip>:2380).
     type: str
+  member_name:
+    description:
+      - The etcd member name the node keeps on disk (K3s's C(server/db/etcd/name)); empty when it
+        has no etcd data (new or rebuilt). Any other member with its node name or peer URL is then
+        stale. Omitted: the member with its node name and peer URL is taken as its own.
+    type: str
   statuses:
     description: Every server's O(state=status) result, by host (the module reads only its own gateway).
     type: dict
     default: {}
   lock_owner:
-    description: Who holds the cluster lock (for example the play's host and run id).
+    description:
+      - Who holds the cluster lock (for example the play's host and run id). O(state=prepare) takes
+        it; O(state=wait) and O(state=release) release it only when this owner still holds it.
     type: str
   lock_ttl:
     description: Seconds the lock outlives a run that dies.
@@ -152,20 +160,25 @@ def _lock(gw, owner, ttl, module):
         time.sleep(2)
 
 
-def _release(gw):
+def _release(gw, owner):
+    """Delete the lock only while ``owner`` holds it (a transaction on its value)."""
     import base64
-    gw.call("/v3/kv/deleterange", {"key": base64.b64encode(LOCK_KEY.encode()).decode()})
+    key, value = base64.b64encode(LOCK_KEY.encode()).decode(), base64.b64encode(owner.encode()).decode()
+    res = gw.call("/v3/kv/txn", {
+        "compare": [{"key": key, "target": "VALUE", "result": "EQUAL", "value": value}],
+        "success": [{"request_delete_range": {"key": key}}]})
+    return bool(res.get("succeeded"))
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             state=dict(type="str", choices=["status", "prepare", "wait", "release"], default="status"),
-            node_name=dict(type="str"), peer_url=dict(type="str"), statuses=dict(type="dict", default={}),
+            node_name=dict(type="str"), peer_url=dict(type="str"), member_name=dict(type="str"), statuses=dict(type="dict", default={}),
             lock_owner=dict(type="str"), lock_ttl=dict(type="int", default=900), timeout=dict(type="int", default=300),
             max_raft_lag=dict(type="int", default=50), gateway_url=dict(type="str", default="https://127.0.0.1:2382"),
             tls_dir=dict(type="path", default="/var/lib/rancher/k3s/server/tls/etcd")),
-        required_if=[("state", "prepare", ("node_name", "peer_url", "lock_owner")),
+        required_if=[("state", "prepare", ("node_name", "peer_url", "lock_owner")), ("state", "release", ("lock_owner",)),
                      ("state", "wait", ("node_name", "peer_url"))],
         supports_check_mode=True)
     p = module.params
@@ -180,9 +193,13 @@ def main():
                                                 "raft_index": st.raft_index, "alarms": list(st.alarms)},
                          members=[m.__dict__ for m in members])
     if p["state"] == "release":
-        if not module.check_mode:
-            _release(gw)
-        module.exit_json(changed=True)
+        released = False
+        if not module.check_mode and p["lock_owner"]:
+            try:
+                released = _release(gw, p["lock_owner"])
+            except GatewayError as exc:
+                module.fail_json(msg=f"releasing the cluster lock failed: {exc.message}")
+        module.exit_json(changed=released)
     statuses = _statuses(p["statuses"])
     try:
         members = gw.members()
@@ -190,14 +207,17 @@ def main():
         module.fail_json(msg=f"etcd member list failed on this server: {exc.message}")
     before = member_table(members, statuses)
     if p["state"] == "prepare":
-        plan = plan_join(members, statuses, p["node_name"], p["peer_url"])
+        plan = plan_join(members, statuses, p["node_name"], p["peer_url"], p["member_name"])
         result = dict(plan={"action": plan.action, "reason": plan.reason, "remove": [m.name for m in plan.remove]},
                       members_before=before, removed=[])
         if plan.action == "refuse":
             module.fail_json(msg=f"refusing to change {p['node_name']}: {plan.reason}", **result)
-        if module.check_mode or plan.action == "none":
-            module.exit_json(changed=False, members_after=before, **result)
-        _lock(gw, p["lock_owner"], p["lock_ttl"], module)
+        if module.check_mode:
+            module.exit_json(changed=plan.action == "remove-then-join", members_after=before, **result)
+        try:
+            _lock(gw, p["lock_owner"], p["lock_ttl"], module)
+        except GatewayError as exc:
+            module.fail_json(msg=f"taking the cluster lock failed: {exc.message}", **result)
         for m in plan.remove:
             try:
                 gw.remove(m.id)
@@ -214,7 +234,8 @@ def main():
             mine = [m for m in now if m.name.rsplit("-", 1)[0] == p["node_name"] and p["peer_url"] in m.peer_urls]
             ok, reason = gw.health()
             if mine and not mine[0].is_learner and mine[0].client_urls and ok:
-                _release(gw)
+                if p["lock_owner"]:
+                    _release(gw, p["lock_owner"])
                 module.exit_json(changed=False, members_before=before, members_after=member_table(now, statuses),
                                  membership=diff(members, now))
             last = reason or ("learner" if mine and mine[0].is_learner else "not a started member yet")

@@ -116,3 +116,21 @@ def test_diff_names_added_removed_and_promoted():
     before = [N1, N2, m(3, "node3-cccc0003", "10.0.1.13", learner=True)]
     after = [N1, N3, m(4, "node4-dddd0004", "10.0.1.14")]
     assert diff(before, after) == {"added": ["node4-dddd0004"], "removed": ["node2-bbbb0002"], "promoted": ["node3-cccc0003"]}
+
+
+def test_a_rebuilt_node_on_its_kept_address_has_its_old_member_removed():
+    # Hetzner Primary IP kept: same peer URL, no data on disk (member_name ""), old member down.
+    plan = plan_join([N1, N2, N3], up(N1, N2), "node3", "https://10.0.1.13:2380", member_name="")
+    assert plan.action == "remove-then-join" and plan.remove == [N3]
+
+
+def test_a_node_restarting_on_its_own_data_is_not_stale():
+    plan = plan_join([N1, N2, N3], up(N1, N2), "node3", "https://10.0.1.13:2380", member_name=N3.name)
+    assert plan.action == "join" and plan.remove == []
+    assert plan_join([N1, N2, N3], up(N1, N2, N3), "node3", "https://10.0.1.13:2380",
+                     member_name=N3.name).action == "none"
+
+
+def test_a_rebuilt_node_is_refused_while_another_server_is_down():
+    plan = plan_join([N1, N2, N3], up(N1), "node3", "https://10.0.1.13:2380", member_name="")
+    assert plan.action == "refuse" and "node2" in plan.reason

@@ -39,6 +39,11 @@ class FakeEtcd:
             return self._answer({"ID": "77", "TTL": body["TTL"]})
         if path == "/v3/kv/txn":
             key = body["compare"][0]["key"]
+            if body["compare"][0]["target"] == "VALUE":
+                if self.kv.get(key) != body["compare"][0]["value"]:
+                    return self._answer({"succeeded": False})
+                self.kv.pop(key)
+                return self._answer({"succeeded": True})
             if key in self.kv:
                 return self._answer({"succeeded": False, "responses": [{"response_range": {"kvs": [{"value": self.kv[key]}]}}]})
             self.kv[key] = body["success"][0]["request_put"]["value"]
@@ -85,7 +90,7 @@ def test_check_mode_returns_the_plan_and_changes_nothing(run_module):
     etcd = FakeEtcd(MEMBERS)
     result = run(run_module, etcd, {"state": "prepare", "node_name": "node3", "peer_url": "https://10.0.1.23:2380",
                                     "statuses": statuses(1, 2), "lock_owner": "node3"}, check_mode=True)
-    assert result["plan"]["action"] == "remove-then-join" and not result["changed"]
+    assert result["plan"]["action"] == "remove-then-join" and result["changed"]  # it would change
     assert etcd.removed == [] and etcd.kv == {}
 
 
@@ -107,3 +112,20 @@ def test_another_runs_lock_is_respected(run_module):
         result = run(run_module, etcd, {"state": "prepare", "node_name": "node3", "peer_url": "https://10.0.1.23:2380",
                                         "statuses": statuses(1, 2), "lock_owner": "node3", "lock_ttl": 60})
     assert result["failed"] and "someone-else" in result["msg"] and etcd.removed == []
+
+
+def test_a_rebuilt_node_on_its_kept_address_is_told_apart_by_its_member_name(run_module):
+    etcd = FakeEtcd(MEMBERS)
+    result = run(run_module, etcd, {"state": "prepare", "node_name": "node3", "peer_url": "https://10.0.1.13:2380",
+                                    "member_name": "", "statuses": statuses(1, 2), "lock_owner": "node3"})
+    assert result["plan"]["action"] == "remove-then-join" and etcd.removed == ["3"]
+
+
+def test_release_leaves_another_owners_lock_alone(run_module):
+    etcd = FakeEtcd(MEMBERS)
+    key = base64.b64encode(k3s_quorum_join.LOCK_KEY.encode()).decode()
+    etcd.kv[key] = base64.b64encode(b"someone-else").decode()
+    result = run(run_module, etcd, {"state": "release", "lock_owner": "node3"})
+    assert not result["changed"] and key in etcd.kv
+    result = run(run_module, etcd, {"state": "release", "lock_owner": "someone-else"})
+    assert result["changed"] and key not in etcd.kv

@@ -15,6 +15,9 @@ import pytest
 import testinfra
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+from etcd_watcher import WATCHER  # noqa: E402
+
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 IP = {"k3s1": "10.78.0.11", "k3s2": "10.78.0.12", "k3s3": "10.78.0.13"}  # the servers
@@ -27,42 +30,6 @@ SERVER = f"https://{IP['k3s1']}:6443"
 DATA = "/var/lib/rancher/k3s"
 ETCD_TLS = f"{DATA}/server/tls/etcd"
 
-WATCHER = r"""
-import json, os, subprocess, sys, threading, time
-endpoints, stop, log = sys.argv[1], sys.argv[2], sys.argv[3]
-lock, out = threading.Lock(), open(log, "a", buffering=1)
-def run(*args):
-    p = subprocess.run(["etcdctl", "--endpoints", endpoints, "--cacert", "/run/watch/ca.crt", "--cert",
-                        "/run/watch/client.crt", "--key", "/run/watch/client.key", "--command-timeout", "1s",
-                        "--dial-timeout", "0.5s", "-w", "json", *args], capture_output=True, text=True)
-    return p.returncode, p.stdout
-def record(kind, value):
-    with lock:
-        out.write(json.dumps({"t": time.time(), kind: value}) + "\n")
-def members():
-    last = None
-    while not os.path.exists(stop):
-        rc, raw = run("member", "list")
-        names = sorted((m.get("name", ""), bool(m.get("isLearner"))) for m in json.loads(raw).get("members", [])) if rc == 0 else None
-        if names is not None and names != last:
-            record("members", names)
-            last = names
-        time.sleep(0.5)
-def health():
-    last = None
-    while not os.path.exists(stop):
-        rc, raw = run("endpoint", "health")
-        try:
-            healthy = sorted((h["endpoint"], h["health"]) for h in json.loads(raw)) if raw.strip() else None
-        except ValueError:
-            healthy = None
-        if healthy != last:
-            record("health", healthy)
-            last = healthy
-        time.sleep(0.5)
-threading.Thread(target=health, daemon=True).start()
-members()
-"""
 
 
 S3 = {"etcd-s3": True, "etcd-s3-endpoint": "10.78.0.1:9000", "etcd-s3-bucket": "honeydue-etcd",

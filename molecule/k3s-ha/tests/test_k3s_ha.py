@@ -1,0 +1,410 @@
+"""The k3s_server role and its playbooks on three hardened lab nodes, driven as an operator runs
+them, while a watcher on the mirror host polls etcd's membership and health every 0.5 s over the
+private network (etcdctl with K3s's client certificate). The tests run in file order, each on the
+cluster the previous one left; the last one fails the run if quorum was ever lost.
+
+Quorum lost: a sample where fewer endpoints are healthy than a majority of the voters listed, for
+more than 2 s (one 0.5 s sample can miss a 1 s command timeout on this 2-core machine; a real
+loss, two servers down, lasts for their whole restart).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+from etcd_watcher import WATCHER  # noqa: E402
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+SERVERS = {"srv1": "10.79.0.11", "srv2": "10.79.0.12", "srv3": "10.79.0.13"}
+AGENT = "wrk1"
+DATA = "/var/lib/rancher/k3s"
+ETCD_TLS = f"{DATA}/server/tls/etcd"
+TOKEN = "lab-ha-token-7f3c9a21d4e8"
+REGISTRY_PASSWORD = "lab-registry-pass-5b1e77"
+OLD, NEW = "v1.34.6+k3s1", "v1.34.9+k3s1"
+SECRETS = {"token": TOKEN, "registry": REGISTRY_PASSWORD}  # test_token_rotation adds the new token
+
+
+def host(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def playbook(path: str, *args: str, verbose: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:
+    """ansible-playbook as the operator runs it, against the scenario's inventory (default callback)."""
+    cmd = ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, path) if not os.path.isabs(path) else path, *args]
+    if verbose:
+        cmd.append("-vvv")
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    with open(os.path.join(EPHEMERAL, "playbook.log"), "a") as log:
+        log.write(f"\n### {' '.join(cmd)} rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}\n")
+    return proc
+
+
+CONVERGE = os.path.join(SCENARIO, "converge.yml")  # base_hardening + playbooks/k3s.yml, as site.yml
+K3S = "playbooks/k3s.yml"  # the K3s stage alone (the later tests: hardening has nothing left to do)
+
+
+def recap(out: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters by host."""
+    stats = {}
+    for line in out.splitlines():
+        m = re.match(r"^(\S+)\s+:\s+(.*)$", line)
+        if m and "ok=" in m.group(2):
+            stats[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return stats
+
+
+def etcdctl(name: str, *args: str) -> str:
+    return host(name).check_output(
+        f"etcdctl --endpoints https://127.0.0.1:2379 --cacert {ETCD_TLS}/server-ca.crt --cert {ETCD_TLS}/client.crt "
+        f"--key {ETCD_TLS}/client.key -w json " + " ".join(args))
+
+
+def members(name: str = "srv1") -> list[tuple[str, bool]]:
+    return sorted((m.get("name", ""), bool(m.get("isLearner"))) for m in json.loads(etcdctl(name, "member list"))["members"])
+
+
+def main_pid(name: str) -> str:
+    return host(name).check_output("systemctl show -p MainPID --value k3s")
+
+
+def nodes(name: str = "srv1") -> dict[str, dict]:
+    out = host(name).check_output("k3s kubectl get nodes -o json")
+    return {n["metadata"]["name"]: n for n in json.loads(out)["items"]}
+
+
+def ready(node: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+
+
+def wipe(name: str) -> None:
+    """The server destroyed and rebuilt on its kept (Primary) address: K3s and its data gone."""
+    host(name).check_output("systemctl stop k3s; systemctl disable k3s; systemctl reset-failed k3s; "
+                            f"rm -rf {DATA} /var/lib/rancher/k3s-releases /etc/rancher /usr/local/bin/k3s "
+                            "/etc/systemd/system/k3s.service; systemctl daemon-reload")
+
+
+@pytest.fixture(scope="module")
+def watcher():
+    """The etcd watcher on the mirror host (started once srv1 has K3s's etcd certificates)."""
+    mirror = host("ha-mirror")
+    box = {"started": False}
+
+    def begin():
+        src = host("srv1")
+        mirror.check_output("mkdir -p /run/watch")
+        for name, dst in (("server-ca.crt", "ca.crt"), ("client.crt", "client.crt"), ("client.key", "client.key")):
+            content = src.check_output(f"cat {ETCD_TLS}/{name}")
+            mirror.check_output("cat > /run/watch/%s <<'EOF'\n%s\nEOF" % (dst, content))
+        mirror.check_output("cat > /run/watch/watch.py <<'PY'\n%s\nPY" % WATCHER)
+        endpoints = ",".join(f"https://{ip}:2379" for ip in SERVERS.values())
+        mirror.run("systemctl stop etcd-watch; systemctl reset-failed etcd-watch; rm -f /run/watch/stop /run/watch/log")
+        mirror.check_output(f"systemd-run --unit=etcd-watch /usr/bin/python3 /run/watch/watch.py {endpoints} "
+                            "/run/watch/stop /run/watch/log")
+        box["started"] = True
+
+    def records():
+        raw = mirror.run("cat /run/watch/log").stdout
+        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+    records.begin = begin
+    records.box = box
+    yield records
+    mirror.run("touch /run/watch/stop; sleep 1; systemctl stop etcd-watch")
+
+
+def quorum_dips(records: list[dict], since: float = 0.0) -> list[tuple[float, float, int, int]]:
+    """(start, seconds, healthy, voters) of every period with fewer healthy endpoints than a majority of the
+    voters listed at the time."""
+    voters, dips, start, worst = 3, [], None, None
+    for r in records:
+        if r.get("members"):
+            voters = sum(1 for _name, learner in r["members"] if not learner)
+        if "health" not in r or r["t"] < since:
+            continue
+        healthy = sum(1 for _ep, ok in (r["health"] or []) if ok)
+        if healthy < voters // 2 + 1:
+            if start is None:
+                start, worst = r["t"], (healthy, voters)
+        elif start is not None:
+            dips.append((start, r["t"] - start, *worst))
+            start = None
+    if start is not None:
+        dips.append((start, time.time() - start, *worst))
+    return dips
+
+
+def lost(records, since=0.0):
+    return [d for d in quorum_dips(records, since) if d[1] > 2.0]
+
+
+def max_unhealthy_at_once(records, since: float) -> int:
+    """The most endpoints unhealthy in one sample since ``since`` (a rolling change takes one at a time)."""
+    return max((sum(1 for _ep, ok in (r["health"] or []) if not ok) for r in records
+                if "health" in r and r["t"] >= since and r["health"]), default=0)
+
+
+def promoted_at(records, prefix: str, since: float) -> float | None:
+    """When the watcher first saw a voter member named ``prefix-*`` (after ``since``)."""
+    for r in records:
+        if r["t"] >= since and r.get("members") and any(n.startswith(prefix + "-") and not lrn for n, lrn in r["members"]):
+            return r["t"]
+    return None
+
+
+def unit_started(name: str, unit: str = "k3s") -> float:
+    """The monotonic-free wall time systemd last started the unit (ExecMainStartTimestamp, epoch µs)."""
+    raw = host(name).check_output(f"systemctl show -p ExecMainStartTimestamp --value {unit}")
+    return float(host(name).check_output(f"date -d '{raw}' +%s.%N"))
+
+
+# -- bring-up -------------------------------------------------------------------------------------
+def test_fresh_ha_bring_up_one_server_at_a_time(watcher):
+    """converge.yml (base_hardening, then playbooks/k3s.yml) on three empty servers: srv1 initialises
+    (the first by name, because no server has data), srv2 and srv3 join one at a time as learners and
+    are promoted; the watcher starts as soon as srv1 has etcd's certificates."""
+    t0 = time.time()
+    proc = subprocess.Popen(["ansible-playbook", "-i", INVENTORY, CONVERGE], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    end = time.time() + 600
+    while not watcher.box["started"] and time.time() < end and proc.poll() is None:
+        if host("srv1").run(f"test -s {ETCD_TLS}/client.key").rc == 0:
+            watcher.begin()
+        time.sleep(0.5)
+    out, _ = proc.communicate(timeout=900)
+    t1 = time.time()
+    with open(os.path.join(EPHEMERAL, "playbook.log"), "a") as log:
+        log.write(f"\n### bring-up rc={proc.returncode}\n{out}\n")
+    assert proc.returncode == 0, out[-6000:]
+    assert watcher.box["started"]
+    assert [(n.rsplit("-", 1)[0], lrn) for n, lrn in members()] == [("srv1", False), ("srv2", False), ("srv3", False)]
+    found = nodes()
+    assert sorted(found) == ["srv1", "srv2", "srv3", AGENT] and all(ready(n) for n in found.values())
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in found.values()} == {OLD}
+    assert not any(n.startswith(AGENT) for n, _ in members())  # the agent has no etcd member
+    # cluster-init on srv1 only; the others joined through a server
+    assert "cluster-init: true" in host("srv1").check_output("cat /etc/rancher/k3s/config.yaml.d/10-cluster.yaml")
+    for name in ("srv2", "srv3"):
+        assert host(name).check_output("cat /etc/rancher/k3s/config.yaml.d/10-cluster.yaml").startswith("server: https://10.79.0.1")
+    # one server joined at a time: srv3's K3s started after srv2 was a voter
+    recs = watcher()
+    assert not lost(recs), quorum_dips(recs)
+    srv2_voter = promoted_at(recs, "srv2", 0)
+    assert srv2_voter and unit_started("srv3") >= srv2_voter - 0.5
+    # BENCH: time the role spends beyond the stand-in's own join and promotion (polling slack)
+    srv3_voter = promoted_at(recs, "srv3", 0)
+    slack = [unit_started("srv3") - srv2_voter, t1 - srv3_voter]
+    print(f"BENCH k3s_bringup nodes=3 total_s={t1 - t0:.1f} slack_s_per_node={sum(slack) / len(slack):.2f} "
+          f"slack_s={[round(s, 2) for s in slack]}")
+
+
+def test_a_second_run_changes_nothing_restarts_nothing_and_never_shows_a_secret(watcher):
+    pids = {name: main_pid(name) for name in SERVERS}
+    proc = playbook(K3S, verbose=True)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    stats = recap(proc.stdout)
+    assert stats and all(s["changed"] == 0 for s in stats.values()), stats
+    assert {name: main_pid(name) for name in SERVERS} == pids
+    for secret in SECRETS.values():
+        assert secret not in proc.stdout and secret not in proc.stderr
+
+
+def test_secrets_only_in_files_of_mode_0600_and_never_on_a_command_line():
+    for name in SERVERS:
+        h = host(name)
+        for path in ("/etc/rancher/k3s/token", "/etc/rancher/k3s/config.yaml", "/etc/rancher/k3s/registries.yaml",
+                     "/etc/rancher/k3s/config.yaml.d/10-cluster.yaml"):
+            f = h.file(path)
+            assert f.exists and f.mode == 0o600 and f.user == "root", path
+        assert TOKEN in h.check_output("cat /etc/rancher/k3s/token")
+        assert REGISTRY_PASSWORD in h.check_output("cat /etc/rancher/k3s/registries.yaml")
+        # nowhere else under /etc (unit files, env files) and not in any process's arguments
+        leaked = h.run(f"grep -rl -e {TOKEN} -e {REGISTRY_PASSWORD} /etc --exclude-dir=rancher").stdout
+        assert leaked == ""
+        assert TOKEN not in h.check_output("ps -eo args") and REGISTRY_PASSWORD not in h.check_output("ps -eo args")
+        assert "token" not in h.check_output("systemctl cat k3s").lower().replace("token-file", "")
+    kubeconfig = os.path.join(EPHEMERAL, "kubeconfig")
+    assert oct(os.stat(kubeconfig).st_mode & 0o777) == "0o600"
+    assert "server: https://10.79.0.11:6443" in open(kubeconfig).read()
+
+
+def test_the_operators_kubeconfig_reaches_the_api_from_the_controller_side():
+    """Debian's kubectl on the mirror host (a machine outside the cluster) with the fetched kubeconfig."""
+    mirror = host("ha-mirror")
+    mirror.check_output("mkdir -p /root/.kube && cat > /root/.kube/config <<'EOF'\n%s\nEOF\nchmod 600 /root/.kube/config"
+                        % open(os.path.join(EPHEMERAL, "kubeconfig")).read())
+    out = mirror.run("kubectl get nodes -o name")
+    assert out.rc == 0, out.stderr
+    assert sorted(out.stdout.split()) == ["node/srv1", "node/srv2", "node/srv3", f"node/{AGENT}"]
+
+
+# -- replacement ----------------------------------------------------------------------------------
+EXTRA: list[str] = []  # extra playbook arguments every later run needs (the vault file after rotation)
+
+
+@pytest.mark.parametrize("name", ["srv2", "srv1"])
+def test_a_replaced_server_rejoins_its_cluster_and_its_old_member_is_removed(watcher, name):
+    """The server rebuilt on its kept address with no data (K3s gone too): converge.yml removes its old
+    member while the other two keep quorum, and it joins the existing cluster - also srv1, the first
+    server, which must never initialise a second cluster (k3s-ansible#269)."""
+    ca = host("srv3").check_output(f"sha256sum {DATA}/server/tls/server-ca.crt").split()[0]
+    old = [n for n, _ in members("srv3") if n.startswith(name + "-")]
+    wipe(name)
+    since = time.time()
+    proc = playbook(K3S, *EXTRA)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    now = members("srv3")
+    assert len(now) == 3 and not any(lrn for _, lrn in now)
+    new = [n for n, _ in now if n.startswith(name + "-")]
+    assert new and new != old  # a new member under the node's name, the old one gone
+    assert host(name).check_output(f"sha256sum {DATA}/server/tls/server-ca.crt").split()[0] == ca  # same cluster
+    assert ready(nodes("srv3")[name])
+    recs = watcher()
+    assert not lost(recs, since), quorum_dips(recs, since)
+    # the old member went before the new one was added (the watcher saw 2 members in between)
+    seen = [sorted(n for n, _ in r["members"]) for r in recs if r.get("members") and r["t"] >= since]
+    assert any(len(m) == 2 and old[0] not in m for m in seen), seen
+
+
+# -- the gate refuses -----------------------------------------------------------------------------
+def test_an_upgrade_into_a_degraded_cluster_is_refused_with_the_member_table_and_changes_nothing():
+    """etcd on srv3 frozen (up, answering nothing): upgrade.yml stops before any server is touched."""
+    pids = {name: main_pid(name) for name in SERVERS}
+    host("srv3").check_output("k3s standin-fault freeze-etcd")
+    try:
+        proc = playbook("playbooks/upgrade.yml", "-e", f"k3s_version={NEW}", *EXTRA)
+    finally:
+        host("srv3").check_output("k3s standin-fault thaw-etcd")
+    assert proc.returncode != 0
+    assert "refusing to change srv1" in proc.stdout and "srv3" in proc.stdout, proc.stdout[-4000:]
+    assert "peer_url" in proc.stdout and "healthy" in proc.stdout  # the member table
+    assert {name: main_pid(name) for name in SERVERS} == pids
+    for name in SERVERS:
+        assert host(name).check_output("k3s --version").startswith(f"k3s version {OLD}")
+    wait = time.time() + 60
+    while time.time() < wait and host("srv3").run(
+            f"etcdctl --endpoints https://127.0.0.1:2379 --cacert {ETCD_TLS}/server-ca.crt --cert {ETCD_TLS}/client.crt "
+            f"--key {ETCD_TLS}/client.key endpoint health").rc != 0:
+        time.sleep(1)
+
+
+# -- rolling upgrade ------------------------------------------------------------------------------
+def test_a_rolling_upgrade_goes_one_server_at_a_time(watcher):
+    since = time.time()
+    proc = playbook("playbooks/upgrade.yml", "-e", f"k3s_version={NEW}", *EXTRA)
+    t1 = time.time()
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    found = nodes()
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for name, n in found.items() if name in SERVERS} == {NEW}
+    recs = watcher()
+    assert not lost(recs, since), quorum_dips(recs, since)
+    assert max_unhealthy_at_once(recs, since) <= 1
+    starts = sorted((unit_started(name), name) for name in SERVERS)
+    assert [name for _, name in starts] == sorted(SERVERS)  # in name order, one after another
+    # BENCH: time beyond the stand-in's own restart (K3s start to its member healthy again, then Ready)
+    back = []
+    for i, (t, name) in enumerate(starts):
+        healthy_again = next((r["t"] for r in recs if r["t"] > t and "health" in r and r["health"]
+                              and all(ok for _ep, ok in r["health"])), None)
+        nxt = starts[i + 1][0] if i + 1 < len(starts) else t1
+        if healthy_again:
+            back.append(nxt - healthy_again)
+    print(f"BENCH k3s_upgrade nodes=3 total_s={t1 - since:.1f} "
+          f"slack_s_per_node={sum(back) / max(len(back), 1):.2f} slack_s={[round(b, 2) for b in back]}")
+
+
+# -- cold start -----------------------------------------------------------------------------------
+def test_a_cold_start_of_all_three_comes_back():
+    """A power cycle: every server down at once. Serial starts behind a health gate would wait forever;
+    the role starts them all without waiting, then gates on health."""
+    procs = [subprocess.Popen(["docker", "exec", name, "systemctl", "stop", "k3s"]) for name in SERVERS]
+    assert all(p.wait(60) == 0 for p in procs)
+    proc = playbook(K3S, *EXTRA)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert "Every server with data starts at once" in proc.stdout
+    assert len(members()) == 3 and all(ready(n) for name, n in nodes().items() if name in SERVERS)
+
+
+# -- agents ---------------------------------------------------------------------------------------
+def test_an_agent_leaves_and_joins_again():
+    """wrk1 joined as an agent in the bring-up; k3s_agent_state=absent takes it out (cordoned, Node
+    deleted, K3s removed) and the next run brings it back."""
+    proc = playbook(K3S, "-e", "k3s_agent_state=absent", *EXTRA)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert AGENT not in nodes()
+    assert not host(AGENT).file("/usr/local/bin/k3s").exists and not host(AGENT).service("k3s-agent").is_running
+    proc = playbook(K3S, *EXTRA)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    agent = nodes()[AGENT]
+    assert ready(agent) and "node-role.kubernetes.io/control-plane" not in agent["metadata"]["labels"]
+    f = host(AGENT).file("/etc/rancher/k3s/agent-token")
+    assert f.mode == 0o600 and f.user == "root" and TOKEN not in host(AGENT).check_output("ps -eo args")
+
+
+# -- token rotation -------------------------------------------------------------------------------
+def test_token_rotation_restarts_one_at_a_time_and_the_old_token_no_longer_joins(watcher):
+    vault_pass = os.path.join(EPHEMERAL, "vault-pass")
+    vault_file = os.path.join(EPHEMERAL, "vault_k3s.yml")
+    with open(vault_pass, "w") as fh:
+        fh.write("lab-vault-password\n")
+    os.chmod(vault_pass, 0o600)
+    since = time.time()
+    proc = playbook("rotate-secrets.yml", "-e", f"k3s_server_vault_file={vault_file}",
+                    "-e", f"k3s_server_vault_password_file={vault_pass}", verbose=True)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    new = host("srv1").check_output("cat /etc/rancher/k3s/token").strip()
+    assert new and new != TOKEN and new.startswith("K10")
+    SECRETS["rotated"] = new
+    for secret in SECRETS.values():
+        assert secret not in proc.stdout and secret not in proc.stderr
+    for name in SERVERS:
+        assert host(name).check_output("cat /etc/rancher/k3s/token").strip() == new
+    # the vault file: encrypted, 0600, the new token current and the old one kept
+    assert oct(os.stat(vault_file).st_mode & 0o777) == "0o600"
+    text = open(vault_file).read()
+    assert new not in text and TOKEN not in text and "$ANSIBLE_VAULT" in text
+    shown = subprocess.run(["ansible", "localhost", "-m", "ansible.builtin.debug", "-a",
+                            "msg={{ [vault_k3s_token, vault_k3s_token_previous] | to_json }}",
+                            "-e", f"@{vault_file}", "--vault-password-file", vault_pass],
+                           capture_output=True, text=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    assert new in shown.stdout and TOKEN in shown.stdout, shown.stdout + shown.stderr
+    EXTRA[:] = ["-e", f"@{vault_file}", "--vault-password-file", vault_pass]
+    recs = watcher()
+    assert not lost(recs, since), quorum_dips(recs, since)
+    assert max_unhealthy_at_once(recs, since) <= 1
+    # the old token no longer opens the cluster's bootstrap data; the new one does
+    old_pw, new_pw = TOKEN.split("::")[-1], new.split("::server:")[-1]
+    probe = "curl -sk -o /dev/null -w '%{http_code}' -u server:{} https://10.79.0.11:6443/v1-k3s/server-bootstrap"
+    assert host("ha-mirror").check_output(probe.replace("{}", old_pw)) == "401"
+    assert host("ha-mirror").check_output(probe.replace("{}", new_pw)) == "200"
+    proc = playbook(K3S, *EXTRA)  # a normal run with the vault file: nothing to do
+    assert proc.returncode == 0 and all(s["changed"] == 0 for s in recap(proc.stdout).values()), proc.stdout[-4000:]
+
+
+# -- quorum lost for good -------------------------------------------------------------------------
+def test_the_lost_quorum_playbook_restores_from_the_survivor():
+    """srv2 and srv3 gone for good (K3s stopped, data wiped): srv1 alone has no quorum. k3s-restore.yml
+    resets srv1 to a one-member cluster from its own data and the others rejoin; what was stored before
+    the loss is still there."""
+    etcdctl("srv1", "put /honeydue/before-the-loss kept")
+    for name in ("srv2", "srv3"):
+        wipe(name)
+    assert host("srv1").run("k3s kubectl get nodes --request-timeout=5s").rc != 0  # no quorum
+    proc = playbook("playbooks/k3s-restore.yml", "-e", "k3s_restore_host=srv1", "-e", "k3s_restore_confirm=false", *EXTRA)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    now = members()
+    assert sorted(n.rsplit("-", 1)[0] for n, _ in now) == ["srv1", "srv2", "srv3"] and not any(lrn for _, lrn in now)
+    assert '"count":1' in etcdctl("srv1", "get /honeydue/before-the-loss").replace(" ", "")
+    assert all(ready(n) for name, n in nodes().items() if name in SERVERS)
