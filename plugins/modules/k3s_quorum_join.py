@@ -72,6 +72,10 @@ options:
     description: etcd's JSON gateway on this server.
     type: str
     default: https://127.0.0.1:2382
+  data_dir:
+    description: K3s's data directory (O(state=status) reports the member name in C(server/db/etcd/name)).
+    type: path
+    default: /var/lib/rancher/k3s
   tls_dir:
     description: K3s's etcd certificates (C(server-ca.crt), C(client.crt), C(client.key)).
     type: path
@@ -115,11 +119,14 @@ removed:
   type: list
   elements: str
 status:
-  description: This server's member status (member_id, leader, raft_index, alarms, answered).
+  description:
+    - This server's member status (member_id, leader, raft_index, alarms, answered) and the etcd member
+      name it keeps on disk (member_name, empty without etcd data).
   returned: state=status
   type: dict
 """
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -177,20 +184,29 @@ def main():
             node_name=dict(type="str"), peer_url=dict(type="str"), member_name=dict(type="str"), statuses=dict(type="dict", default={}),
             lock_owner=dict(type="str"), lock_ttl=dict(type="int", default=900), timeout=dict(type="int", default=300),
             max_raft_lag=dict(type="int", default=50), gateway_url=dict(type="str", default="https://127.0.0.1:2382"),
-            tls_dir=dict(type="path", default="/var/lib/rancher/k3s/server/tls/etcd")),
+            tls_dir=dict(type="path", default="/var/lib/rancher/k3s/server/tls/etcd"),
+            data_dir=dict(type="path", default="/var/lib/rancher/k3s")),
         required_if=[("state", "prepare", ("node_name", "peer_url", "lock_owner")), ("state", "release", ("lock_owner",)),
                      ("state", "wait", ("node_name", "peer_url"))],
         supports_check_mode=True)
     p = module.params
     gw = Gateway(p["gateway_url"], p["tls_dir"])
     if p["state"] == "status":
+        name_file = os.path.join(p["data_dir"], "server", "db", "etcd", "name")
+        member_name = ""
+        if os.path.exists(name_file):
+            with open(name_file) as fh:
+                member_name = fh.read().strip()
+        if not member_name:  # no etcd data: nothing to ask
+            module.exit_json(changed=False, status={"answered": False, "member_name": "", "error": "no etcd data"})
         try:
             st = gw.status()
             members = gw.members()
         except GatewayError as exc:
-            module.exit_json(changed=False, status={"answered": False, "error": exc.message})
+            module.exit_json(changed=False, status={"answered": False, "member_name": member_name, "error": exc.message})
         module.exit_json(changed=False, status={"answered": True, "member_id": st.member_id, "leader": st.leader,
-                                                "raft_index": st.raft_index, "alarms": list(st.alarms)},
+                                                "raft_index": st.raft_index, "alarms": list(st.alarms),
+                                                "member_name": member_name},
                          members=[m.__dict__ for m in members])
     if p["state"] == "release":
         released = False
@@ -241,7 +257,7 @@ def main():
             last = reason or ("learner" if mine and mine[0].is_learner else "not a started member yet")
         except GatewayError as exc:
             last = exc.message
-        time.sleep(1)
+        time.sleep(0.5)
     module.fail_json(msg=f"{p['node_name']} did not become a healthy voter within {p['timeout']} s: {last}",
                      members_before=before)
 

@@ -129,3 +129,14 @@ def test_release_leaves_another_owners_lock_alone(run_module):
     assert not result["changed"] and key in etcd.kv
     result = run(run_module, etcd, {"state": "release", "lock_owner": "someone-else"})
     assert result["changed"] and key not in etcd.kv
+
+
+def test_status_reports_the_member_name_on_disk_and_asks_nothing_without_data(run_module, tmp_path):
+    etcd = FakeEtcd(MEMBERS)
+    result = run(run_module, etcd, {"state": "status", "data_dir": str(tmp_path)})
+    assert result["status"] == {"answered": False, "member_name": "", "error": "no etcd data"} and etcd.calls == []
+    (tmp_path / "server" / "db" / "etcd").mkdir(parents=True)
+    (tmp_path / "server" / "db" / "etcd" / "name").write_text("node1-aaaa0001\n")
+    result = run(run_module, etcd, {"state": "status", "data_dir": str(tmp_path)})
+    assert result["status"]["answered"] and result["status"]["member_name"] == "node1-aaaa0001"
+    assert result["status"]["member_id"] == "1" and result["status"]["leader"] == "1"
