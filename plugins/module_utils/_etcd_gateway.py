@@ -73,3 +73,23 @@ class Gateway:
 
     def remove(self, member_id):
         self.call("/v3/cluster/member/remove", {"ID": str(member_id)})
+
+
+K3S_TLS_DIR = "/var/lib/rancher/k3s/server/tls"
+
+
+def node_ready(name, api_url="https://127.0.0.1:6443", tls_dir=K3S_TLS_DIR, timeout=10.0):
+    """(ready, reason) of Node ``name`` from the Kubernetes API of this server, with K3s's admin client
+    certificate (server/tls/client-admin.{crt,key}, CA server-ca.crt)."""
+    tls_dir = tls_dir.rstrip("/")
+    try:
+        resp = open_url(f"{api_url.rstrip('/')}/api/v1/nodes/{name}", method="GET", timeout=timeout,
+                        ca_path=f"{tls_dir}/server-ca.crt", client_cert=f"{tls_dir}/client-admin.crt",
+                        client_key=f"{tls_dir}/client-admin.key", validate_certs=True)
+        node = json.loads(resp.read() or b"{}")
+    except Exception as exc:  # 404 before it registers, connection refused while starting
+        return False, f"Node {name}: {exc}"
+    for cond in node.get("status", {}).get("conditions", []):
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True", f"Node {name} Ready={cond.get('status')} ({cond.get('reason', '')})"
+    return False, f"Node {name} has no Ready condition yet"

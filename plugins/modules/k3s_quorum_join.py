@@ -20,7 +20,7 @@ description:
     (run on one healthy server, the others' statuses passed in): the plan, the cluster lock, and the
     removal of a rebuilt node's stale member while quorum holds; refused with the member table when
     the cluster is not healthy. O(state=wait) (same server): until the node's member is a started
-    voter and the cluster healthy again; then the lock is released."
+    voter, the cluster healthy again and (O(node_ready)) its Node Ready; then the lock is released."
   - Serial by construction: O(state=prepare) takes a lock key in etcd (under a lease, so a run that
     dies releases it after O(lock_ttl)), and a second run or another host's join waits for it.
 attributes:
@@ -72,6 +72,14 @@ options:
     description: etcd's JSON gateway on this server.
     type: str
     default: https://127.0.0.1:2382
+  node_ready:
+    description: O(state=wait) also waits until the node's Node is Ready (read with K3s's admin client certificate).
+    type: bool
+    default: true
+  api_url:
+    description: The Kubernetes API of this server.
+    type: str
+    default: https://127.0.0.1:6443
   data_dir:
     description: K3s's data directory (O(state=status) reports the member name in C(server/db/etcd/name)).
     type: path
@@ -130,7 +138,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.honeydue.infra.plugins.module_utils._etcd_gateway import Gateway, GatewayError
+from ansible_collections.honeydue.infra.plugins.module_utils._etcd_gateway import Gateway, GatewayError, node_ready
 from ansible_collections.honeydue.infra.plugins.module_utils._etcd_quorum import (
     Status, diff, member_table, plan_join)
 
@@ -185,7 +193,8 @@ def main():
             lock_owner=dict(type="str"), lock_ttl=dict(type="int", default=900), timeout=dict(type="int", default=300),
             max_raft_lag=dict(type="int", default=50), gateway_url=dict(type="str", default="https://127.0.0.1:2382"),
             tls_dir=dict(type="path", default="/var/lib/rancher/k3s/server/tls/etcd"),
-            data_dir=dict(type="path", default="/var/lib/rancher/k3s")),
+            data_dir=dict(type="path", default="/var/lib/rancher/k3s"),
+            node_ready=dict(type="bool", default=True), api_url=dict(type="str", default="https://127.0.0.1:6443")),
         required_if=[("state", "prepare", ("node_name", "peer_url", "lock_owner")), ("state", "release", ("lock_owner",)),
                      ("state", "wait", ("node_name", "peer_url"))],
         supports_check_mode=True)
@@ -249,16 +258,19 @@ def main():
             now = gw.members()
             mine = [m for m in now if m.name.rsplit("-", 1)[0] == p["node_name"] and p["peer_url"] in m.peer_urls]
             ok, reason = gw.health()
-            if mine and not mine[0].is_learner and mine[0].client_urls and ok:
+            voter = bool(mine and not mine[0].is_learner and mine[0].client_urls and ok)
+            ready, why = (True, "") if not (voter and p["node_ready"]) else node_ready(
+                p["node_name"], p["api_url"], os.path.join(p["data_dir"], "server", "tls"))
+            if voter and ready:
                 if p["lock_owner"]:
                     _release(gw, p["lock_owner"])
                 module.exit_json(changed=False, members_before=before, members_after=member_table(now, statuses),
                                  membership=diff(members, now))
-            last = reason or ("learner" if mine and mine[0].is_learner else "not a started member yet")
+            last = why or reason or ("learner" if mine and mine[0].is_learner else "not a started member yet")
         except GatewayError as exc:
             last = exc.message
         time.sleep(0.5)
-    module.fail_json(msg=f"{p['node_name']} did not become a healthy voter within {p['timeout']} s: {last}",
+    module.fail_json(msg=f"{p['node_name']} did not become a healthy voter with its Node Ready within {p['timeout']} s: {last}",
                      members_before=before)
 
 
