@@ -170,3 +170,20 @@ def diff(before: list[Member], after: list[Member]) -> dict[str, list[str]]:
     return {"added": sorted(a[i].name for i in a.keys() - b.keys()),
             "removed": sorted(b[i].name for i in b.keys() - a.keys()),
             "promoted": sorted(a[i].name for i in a.keys() & b.keys() if b[i].is_learner and not a[i].is_learner)}
+
+
+def plan_remove(members: list[Member], statuses: dict[str, Status], node_name: str) -> JoinPlan:
+    """Removing a server on purpose: its member(s) go only from an otherwise healthy cluster, and only
+    while the voters left keep quorum (etcd would refuse anyway; this says why first)."""
+    targets = [m for m in members if m.name and m.name.rsplit("-", 1)[0] == node_name]
+    if not targets:
+        return JoinPlan("none", reason=f"{node_name} has no etcd member")
+    state = health(members, statuses, replacing={m.id for m in targets})
+    if not state.healthy:
+        return JoinPlan("refuse", targets, "; ".join(state.problems))
+    left = [m for m in members if m not in targets and not m.is_learner]
+    up_left = [m for m in left if statuses.get(m.id, Status(m.id)).answered]
+    if not left or len(up_left) < quorum(len(left)):
+        return JoinPlan("refuse", targets, f"removing {node_name} would leave {len(up_left)} of {len(left)} voters "
+                                           "answering, below quorum")
+    return JoinPlan("remove", targets, f"{len(left)} voters remain")

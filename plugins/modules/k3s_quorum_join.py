@@ -21,6 +21,9 @@ description:
     removal of a rebuilt node's stale member while quorum holds; refused with the member table when
     the cluster is not healthy. O(state=wait) (same server): until the node's member is a started
     voter, the cluster healthy again and (O(node_ready)) its Node Ready; then the lock is released."
+  - "O(state=remove) (run on a healthy server that stays): removes the members of O(node_name) while the
+    voters left keep quorum and the cluster is otherwise healthy, under the cluster lock; refused with the
+    member table otherwise."
   - Serial by construction: O(state=prepare) takes a lock key in etcd (under a lease, so a run that
     dies releases it after O(lock_ttl)), and a second run or another host's join waits for it.
 attributes:
@@ -33,7 +36,7 @@ options:
   state:
     description: What to do (see the description).
     type: str
-    choices: [status, prepare, wait, release]
+    choices: [status, prepare, wait, release, remove]
     default: status
   node_name:
     description: The K3s node name of the server that joins or restarts (members are C(<node-name>-<8 hex>)).
@@ -108,8 +111,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: The decision (none, join, remove-then-join, refuse) and why.
-  returned: state=prepare
+  description: The decision (none, join, remove-then-join, remove, refuse) and why.
+  returned: state in (prepare, remove)
   type: dict
 members_before:
   description: The member list before any change (name, id, peer_url, learner, healthy).
@@ -122,8 +125,8 @@ members_after:
   type: list
   elements: dict
 removed:
-  description: Names of the stale members removed.
-  returned: state=prepare
+  description: Names of the members removed.
+  returned: state in (prepare, remove)
   type: list
   elements: str
 status:
@@ -140,7 +143,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.honeydue.infra.plugins.module_utils._etcd_gateway import Gateway, GatewayError, node_ready
 from ansible_collections.honeydue.infra.plugins.module_utils._etcd_quorum import (
-    Status, diff, member_table, plan_join)
+    Status, diff, member_table, plan_join, plan_remove)
 
 LOCK_KEY = "/honeydue/k3s-server-lock"
 
@@ -188,7 +191,7 @@ def _release(gw, owner):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", choices=["status", "prepare", "wait", "release"], default="status"),
+            state=dict(type="str", choices=["status", "prepare", "wait", "release", "remove"], default="status"),
             node_name=dict(type="str"), peer_url=dict(type="str"), member_name=dict(type="str"), statuses=dict(type="dict", default={}),
             lock_owner=dict(type="str"), lock_ttl=dict(type="int", default=900), timeout=dict(type="int", default=300),
             max_raft_lag=dict(type="int", default=50), gateway_url=dict(type="str", default="https://127.0.0.1:2382"),
@@ -196,6 +199,7 @@ def main():
             data_dir=dict(type="path", default="/var/lib/rancher/k3s"),
             node_ready=dict(type="bool", default=True), api_url=dict(type="str", default="https://127.0.0.1:6443")),
         required_if=[("state", "prepare", ("node_name", "peer_url", "lock_owner")), ("state", "release", ("lock_owner",)),
+                     ("state", "remove", ("node_name", "lock_owner")),
                      ("state", "wait", ("node_name", "peer_url"))],
         supports_check_mode=True)
     p = module.params
@@ -231,6 +235,27 @@ def main():
     except GatewayError as exc:
         module.fail_json(msg=f"etcd member list failed on this server: {exc.message}")
     before = member_table(members, statuses)
+    if p["state"] == "remove":
+        plan = plan_remove(members, statuses, p["node_name"])
+        result = dict(plan={"action": plan.action, "reason": plan.reason, "remove": [m.name for m in plan.remove]},
+                      members_before=before, removed=[])
+        if plan.action == "refuse":
+            module.fail_json(msg=f"refusing to remove {p['node_name']}: {plan.reason}", **result)
+        if plan.action == "none" or module.check_mode:
+            module.exit_json(changed=plan.action == "remove", members_after=before, **result)
+        try:
+            _lock(gw, p["lock_owner"], p["lock_ttl"], module)
+            for m in plan.remove:
+                gw.remove(m.id)
+                result["removed"].append(m.name)
+        except GatewayError as exc:
+            module.fail_json(msg=f"removing {p['node_name']} failed: {exc.message}", **result)
+        finally:
+            try:
+                _release(gw, p["lock_owner"])
+            except GatewayError:
+                pass
+        module.exit_json(changed=True, members_after=member_table(gw.members(), statuses), **result)
     if p["state"] == "prepare":
         plan = plan_join(members, statuses, p["node_name"], p["peer_url"], p["member_name"])
         result = dict(plan={"action": plan.action, "reason": plan.reason, "remove": [m.name for m in plan.remove]},

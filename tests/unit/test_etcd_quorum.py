@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.honeydue.infra.plugins.module_utils._etcd_quorum import (
-    Member, Status, diff, health, member_table, plan_join, quorum, tolerates)
+    Member, Status, diff, health, member_table, plan_join, plan_remove, quorum, tolerates)
 
 
 def m(i, name, ip, learner=False):
@@ -134,3 +134,22 @@ def test_a_node_restarting_on_its_own_data_is_not_stale():
 def test_a_rebuilt_node_is_refused_while_another_server_is_down():
     plan = plan_join([N1, N2, N3], up(N1), "node3", "https://10.0.1.13:2380", member_name="")
     assert plan.action == "refuse" and "node2" in plan.reason
+
+
+def test_removing_a_server_keeps_quorum_or_is_refused():
+    plan = plan_remove([N1, N2, N3], up(N1, N2, N3), "node3")
+    assert plan.action == "remove" and plan.remove == [N3]
+    assert plan_remove([N1, N2, N3], up(N1, N3), "node3").action == "refuse"  # node2 down: 1 of 2 left
+    assert plan_remove([N1, N2, N3], up(N1, N2, N3), "node9").action == "none"
+    assert plan_remove([N1], up(N1), "node1").action == "refuse"  # the last member
+
+
+@given(members_st, st.data())
+def test_a_planned_removal_never_leaves_fewer_than_a_quorum_answering(members, data):
+    statuses = {x.id: Status(x.id, leader=members[0].id, raft_index=10) for x in members
+                if data.draw(st.booleans())}
+    target = data.draw(st.sampled_from(members))
+    plan = plan_remove(members, statuses, target.name.rsplit("-", 1)[0])
+    if plan.action == "remove":
+        left = [x for x in members if x not in plan.remove]
+        assert left and sum(1 for x in left if x.id in statuses) >= quorum(len(left))

@@ -140,3 +140,17 @@ def test_status_reports_the_member_name_on_disk_and_asks_nothing_without_data(ru
     result = run(run_module, etcd, {"state": "status", "data_dir": str(tmp_path)})
     assert result["status"]["answered"] and result["status"]["member_name"] == "node1-aaaa0001"
     assert result["status"]["member_id"] == "1" and result["status"]["leader"] == "1"
+
+
+def test_remove_takes_the_member_out_under_the_lock_and_releases_it(run_module):
+    etcd = FakeEtcd(MEMBERS)
+    result = run(run_module, etcd, {"state": "remove", "node_name": "node3", "statuses": statuses(1, 2, 3),
+                                    "lock_owner": "remove-node3"})
+    assert result["changed"] and result["removed"] == ["node3-cccc0003"] and etcd.removed == ["3"] and etcd.kv == {}
+
+
+def test_remove_is_refused_when_another_server_is_down(run_module):
+    etcd = FakeEtcd(MEMBERS)
+    result = run(run_module, etcd, {"state": "remove", "node_name": "node3", "statuses": statuses(1, 3),
+                                    "lock_owner": "remove-node3"})
+    assert result["failed"] and "node2" in result["msg"] and etcd.removed == []

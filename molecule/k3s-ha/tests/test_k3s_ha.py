@@ -523,6 +523,29 @@ def test_token_rotation_restarts_one_at_a_time_and_the_old_token_no_longer_joins
     assert proc.returncode == 0 and all(s["changed"] == 0 for s in recap(proc.stdout).values()), proc.stdout[-4000:]
 
 
+# -- removing a server on purpose ------------------------------------------------------------------
+def test_a_server_removed_on_purpose_leaves_under_quorum_and_can_come_back(watcher):
+    """k3s-remove-server.yml: 3 -> 2 is refused without the explicit even-count allowance; with it, srv3's
+    member is removed from a healthy cluster, K3s stopped there, its data kept aside and its Node deleted.
+    The next k3s.yml run brings it back as a new member."""
+    proc = playbook("playbooks/k3s-remove-server.yml", "-e", "k3s_remove=srv3", *EXTRA)
+    assert proc.returncode != 0 and "an even number adds no tolerated failure" in proc.stdout + proc.stderr
+    assert len(members()) == 3
+    since = time.time()
+    proc = playbook("playbooks/k3s-remove-server.yml", "-e", "k3s_remove=srv3", "-e", "k3s_remove_allow_even=true", *EXTRA)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert [n.rsplit("-", 1)[0] for n, _ in members()] == ["srv1", "srv2"]
+    assert not host("srv3").service("k3s").is_running and not host("srv3").service("k3s").is_enabled
+    assert "srv3" not in nodes()
+    assert host("srv3").run(f"ls -d {DATA}/server/db.removed-*").rc == 0  # kept, not deleted
+    proc = playbook(K3S, *EXTRA)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert sorted(n.rsplit("-", 1)[0] for n, _ in members()) == ["srv1", "srv2", "srv3"]
+    assert ready(nodes()["srv3"])
+    recs = watcher()
+    assert not lost(recs, since), quorum_dips(recs, since)
+
+
 # -- quorum lost for good -------------------------------------------------------------------------
 def test_the_lost_quorum_playbook_restores_from_the_survivor():
     """srv2 and srv3 gone for good (K3s stopped, data wiped): srv1 alone has no quorum. k3s-restore.yml
