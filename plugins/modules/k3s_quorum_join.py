@@ -24,8 +24,8 @@ description:
   - "O(state=remove) (run on a healthy server that stays): removes the members of O(node_name) while the
     voters left keep quorum and the cluster is otherwise healthy, under the cluster lock; refused with the
     member table otherwise."
-  - Serial by construction: O(state=prepare) takes a lock key in etcd (under a lease, so a run that
-    dies releases it after O(lock_ttl)), and a second run or another host's join waits for it.
+  - "Serial by construction: O(state=prepare) takes a lock key in etcd (under a lease, so a run that
+    dies releases it after O(lock_ttl)), and a second run or another host's join waits for it."
 attributes:
   check_mode:
     support: full
@@ -48,7 +48,7 @@ options:
     description:
       - The etcd member name the node keeps on disk (K3s's C(server/db/etcd/name)); empty when it
         has no etcd data (new or rebuilt). Any other member with its node name or peer URL is then
-        stale. Omitted: the member with its node name and peer URL is taken as its own.
+        stale. When omitted, the member with its node name and peer URL is taken as its own.
     type: str
   statuses:
     description: Every server's O(state=status) result, by host (the module reads only its own gateway).
@@ -124,6 +124,10 @@ members_after:
   returned: state in (prepare, wait)
   type: list
   elements: dict
+membership:
+  description: Members added, removed and promoted between the plan and the end of the wait.
+  returned: state=wait
+  type: dict
 removed:
   description: Names of the members removed.
   returned: state in (prepare, remove)
