@@ -107,3 +107,28 @@ def test_a_ttl_other_than_1_on_proxied_records_fails_before_any_call(tmp_path, p
     run = run_dns(playbook, cloudflare_api, inventory(tmp_path, NODES), "-e", "cloudflare_dns_ttl=300")
     assert run.rc != 0 and "TTL 1 (Auto)" in run.stdout
     assert cloudflare_api.sequence() == []
+
+
+def test_an_excluded_host_leaves_every_name_and_comes_back_when_no_longer_excluded(tmp_path, playbook, cloudflare_api):
+    """cloudflare_dns_exclude (k3s_server's DNS drain): the host's records go, the others stay untouched."""
+    three = dict(NODES, hetzner3={"ansible_host": "203.0.113.12"})
+    inv = inventory(tmp_path, three)
+    assert run_dns(playbook, cloudflare_api, inv).rc == 0
+    zone_id = cloudflare_api.zone_by_name(ZONE)["id"]
+    before = {r["id"]: (r["name"], r["content"]) for r in cloudflare_api.records[zone_id].values()}
+    out = run_dns(playbook, cloudflare_api, inv, "-e", '{"cloudflare_dns_exclude": ["hetzner2"]}')
+    assert out.rc == 0 and out.changed() == 1, out.stdout[-3000:]
+    during = {r["id"]: (r["name"], r["content"]) for r in cloudflare_api.records[zone_id].values()}
+    assert during == {i: nc for i, nc in before.items() if nc[1] != "203.0.113.11"}  # the others not rewritten
+    assert sorted({nc[0] for nc in during.values()}) == sorted([ZONE, f"api.{ZONE}", f"admin.{ZONE}"])
+    back = run_dns(playbook, cloudflare_api, inv)
+    assert back.rc == 0 and back.changed() == 1
+    assert sorted(nc for nc in (
+        (r["name"], r["content"]) for r in cloudflare_api.records[zone_id].values())) == sorted(before.values())
+
+
+def test_excluding_every_host_fails_before_any_call(tmp_path, playbook, cloudflare_api):
+    run = run_dns(playbook, cloudflare_api, inventory(tmp_path, NODES), "-e",
+                  '{"cloudflare_dns_exclude": ["hetzner1", "hetzner2"]}')
+    assert run.rc != 0 and "leaves no host of k3s_servers" in run.stdout, run.stdout[-3000:]
+    assert cloudflare_api.sequence() == []

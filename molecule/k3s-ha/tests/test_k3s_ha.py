@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -21,6 +22,9 @@ import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from etcd_watcher import WATCHER  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+from lab.standins.cloudflare import CloudflareStandIn  # noqa: E402
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
@@ -49,12 +53,13 @@ def host(name: str):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
 
 
-def playbook(path: str, *args: str, verbose: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:
+def playbook(path: str, *args: str, verbose: bool = False, timeout: int = 900,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """ansible-playbook as the operator runs it, against the scenario's inventory (default callback)."""
     cmd = ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, path) if not os.path.isabs(path) else path, *args]
     if verbose:
         cmd.append("-vvv")
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", **(env or {}))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     with open(os.path.join(EPHEMERAL, "playbook.log"), "a") as log:
         log.write(f"\n### {' '.join(cmd)} rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}\n")
@@ -444,6 +449,52 @@ def test_a_certificate_near_expiry_is_renewed_by_a_gated_restart_of_that_server_
     assert {name: main_pid(name) for name in SERVERS} == after
 
 
+# -- Cloudflare (DNS drain) -------------------------------------------------------------------------
+CF_TOKEN = "lab-cloudflare-token-2d9e41"
+PUBLIC = {"srv1": "203.0.113.11", "srv2": "203.0.113.12", "srv3": "203.0.113.13"}  # the inventory's, never contacted
+
+
+def CLOUDFLARE(cf) -> list[str]:  # noqa: N802 - reads as a constant at the call site
+    return ["-e", "cloudflare_dns_zone=honeydue.example", "-e", f"cloudflare_dns_api_base_url={cf.url}/client/v4"]
+
+
+class cloudflare_records:  # noqa: N801 - a context manager used as `with cloudflare_records() as (cf, changes)`
+    """The Cloudflare stand-in with the records playbooks/dns.yml makes, and every change of them seen by
+    polling every 50 ms: a list of (time, {record name: frozenset of A contents})."""
+
+    def __enter__(self):
+        self.cf = CloudflareStandIn(token=CF_TOKEN).start()
+        proc = playbook("playbooks/dns.yml", *CLOUDFLARE(self.cf), env={"CLOUDFLARE_API_TOKEN": CF_TOKEN})
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        self.changes, self.stop = [], threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self._poll_once()
+        self.thread.start()
+        return self.cf, self.changes
+
+    def _poll_once(self):
+        with self.cf._lock:
+            records = [r for zone in self.cf.records.values() for r in zone.values() if r["type"] == "A"]
+        state = {}
+        for r in records:
+            state.setdefault(r["name"], set()).add(r["content"])
+        state = {k: frozenset(v) for k, v in state.items()}
+        if not self.changes or self.changes[-1][1] != state:
+            self.changes.append((time.time(), state))
+
+    def _poll(self):
+        while not self.stop.wait(0.05):
+            self._poll_once()
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self._poll_once()
+        self.cf.stop()
+        assert not self.cf.contract_violations, self.cf.contract_violations
+        return False
+
+
 # -- reboots --------------------------------------------------------------------------------------
 # A lab node is a container: a real reboot would stop it. The reboot is simulated by ansible.builtin.reboot's
 # own hooks (its command restarts K3s; a new boot is a new K3s main PID); the gate around it is the real one.
@@ -460,13 +511,29 @@ def test_reboot_yml_reboots_only_the_servers_that_need_it_one_at_a_time(watcher)
     after = {name: main_pid(name) for name in SERVERS}
     assert after["srv2"] != pids["srv2"] and after["srv1"] == pids["srv1"] and after["srv3"] == pids["srv3"]
     host("srv2").check_output("rm -f /var/run/reboot-required")
-    proc = playbook("playbooks/reboot.yml", "-e", "k3s_reboot_all=true", *REBOOT, *EXTRA)
-    assert proc.returncode == 0, proc.stdout[-6000:]
+    # All three, with k3s_server_dns_drain: Cloudflare (the stand-in, on the controller's loopback)
+    # stops sending users to each server while it reboots.
+    with cloudflare_records() as (cf, changes):
+        proc = playbook("playbooks/reboot.yml", "-e", "k3s_reboot_all=true", "-e", "k3s_server_dns_drain=true",
+                        *CLOUDFLARE(cf), *REBOOT, *EXTRA, env={"CLOUDFLARE_API_TOKEN": CF_TOKEN})
+        assert proc.returncode == 0, proc.stdout[-6000:]
     starts = sorted((unit_started(name), name) for name in SERVERS)
     assert [name for _, name in starts] == sorted(SERVERS) and all(t > since for t, _ in starts)
     recs = watcher()
     assert not lost(recs, since), quorum_dips(recs, since)
     assert max_unhealthy_at_once(recs, since) <= 1
+    # Each server left every name before its reboot and came back after it, one at a time; the names
+    # never pointed at fewer than two servers, nor at a server that was rebooting.
+    public = {name: PUBLIC[name] for name in SERVERS}
+    assert all(len(set(state.values())) == 1 for _, state in changes), changes  # one batch: every name alike
+    sets = [(t, next(iter(state.values()))) for t, state in changes]
+    assert sets[0][1] == sets[-1][1] == frozenset(public.values()), sets
+    assert all(len(ips) >= 2 for _, ips in sets), sets
+    for name, start in ((n, t) for t, n in starts):
+        out = [t for t, ips in sets if public[name] not in ips]
+        back = [t for t, ips in sets if public[name] in ips and out and t > out[0]]
+        assert len(out) == 1 and back and out[0] < start < back[0], (name, start, sets)
+    assert CF_TOKEN not in proc.stdout + proc.stderr
 
 
 # -- cold start -----------------------------------------------------------------------------------
