@@ -164,6 +164,12 @@ def member_table(members: list[Member], statuses: dict[str, Status]) -> list[dic
             for m in members]
 
 
+def membership_text(members: list[Member]) -> str:
+    """The member list as --diff shows it: one line per member, by name."""
+    return "".join(f"{m.name} {m.id} {m.peer_urls[0] if m.peer_urls else '-'}{' learner' if m.is_learner else ''}\n"
+                   for m in sorted(members, key=lambda m: m.name))
+
+
 def diff(before: list[Member], after: list[Member]) -> dict[str, list[str]]:
     """Membership changes between two lists: added, removed, promoted (learner -> voter)."""
     b, a = {m.id: m for m in before}, {m.id: m for m in after}

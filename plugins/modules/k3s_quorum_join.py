@@ -31,7 +31,8 @@ attributes:
     support: full
     description: O(state=prepare) returns the plan and changes nothing.
   diff_mode:
-    support: none
+    support: full
+    description: O(state=prepare) and O(state=remove) show the member list before and after (planned, in check mode).
 options:
   state:
     description: What to do (see the description).
@@ -147,7 +148,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.honeydue.infra.plugins.module_utils._etcd_gateway import Gateway, GatewayError, node_ready
 from ansible_collections.honeydue.infra.plugins.module_utils._etcd_quorum import (
-    Status, diff, member_table, plan_join, plan_remove)
+    Status, diff, member_table, membership_text, plan_join, plan_remove)
 
 LOCK_KEY = "/honeydue/k3s-server-lock"
 
@@ -190,6 +191,11 @@ def _release(gw, owner):
         "compare": [{"key": key, "target": "VALUE", "result": "EQUAL", "value": value}],
         "success": [{"request_delete_range": {"key": key}}]})
     return bool(res.get("succeeded"))
+
+
+def _diff(before, after):
+    return {"before": membership_text(before), "after": membership_text(after),
+            "before_header": "etcd members", "after_header": "etcd members"}
 
 
 def main():
@@ -246,7 +252,8 @@ def main():
         if plan.action == "refuse":
             module.fail_json(msg=f"refusing to remove {p['node_name']}: {plan.reason}", **result)
         if plan.action == "none" or module.check_mode:
-            module.exit_json(changed=plan.action == "remove", members_after=before, **result)
+            module.exit_json(changed=plan.action == "remove", members_after=before,
+                             diff=_diff(members, [m for m in members if m not in plan.remove]), **result)
         try:
             _lock(gw, p["lock_owner"], p["lock_ttl"], module)
             for m in plan.remove:
@@ -259,7 +266,8 @@ def main():
                 _release(gw, p["lock_owner"])
             except GatewayError:
                 pass
-        module.exit_json(changed=True, members_after=member_table(gw.members(), statuses), **result)
+        now = gw.members()
+        module.exit_json(changed=True, members_after=member_table(now, statuses), diff=_diff(members, now), **result)
     if p["state"] == "prepare":
         plan = plan_join(members, statuses, p["node_name"], p["peer_url"], p["member_name"])
         result = dict(plan={"action": plan.action, "reason": plan.reason, "remove": [m.name for m in plan.remove]},
@@ -267,7 +275,8 @@ def main():
         if plan.action == "refuse":
             module.fail_json(msg=f"refusing to change {p['node_name']}: {plan.reason}", **result)
         if module.check_mode:
-            module.exit_json(changed=plan.action == "remove-then-join", members_after=before, **result)
+            module.exit_json(changed=plan.action == "remove-then-join", members_after=before,
+                             diff=_diff(members, [m for m in members if m not in plan.remove]), **result)
         try:
             _lock(gw, p["lock_owner"], p["lock_ttl"], module)
         except GatewayError as exc:
@@ -278,7 +287,9 @@ def main():
             except GatewayError as exc:
                 module.fail_json(msg=f"removing stale member {m.name} failed: {exc.message}", **result)
             result["removed"].append(m.name)
-        module.exit_json(changed=bool(result["removed"]), members_after=member_table(gw.members(), statuses), **result)
+        now = gw.members()
+        module.exit_json(changed=bool(result["removed"]), members_after=member_table(now, statuses),
+                         diff=_diff(members, now), **result)
     # wait
     deadline = time.time() + p["timeout"]
     last = ""

@@ -92,6 +92,9 @@ def test_check_mode_returns_the_plan_and_changes_nothing(run_module):
                                     "statuses": statuses(1, 2), "lock_owner": "node3"}, check_mode=True)
     assert result["plan"]["action"] == "remove-then-join" and result["changed"]  # it would change
     assert etcd.removed == [] and etcd.kv == {}
+    # --diff: the member list before and as planned
+    assert "node3-cccc0003 3 https://10.0.1.13:2380" in result["diff"]["before"]
+    assert "node3-cccc0003" not in result["diff"]["after"] and "node1-aaaa0001" in result["diff"]["after"]
 
 
 def test_a_degraded_cluster_refuses_with_the_member_table(run_module):
@@ -147,6 +150,7 @@ def test_remove_takes_the_member_out_under_the_lock_and_releases_it(run_module):
     result = run(run_module, etcd, {"state": "remove", "node_name": "node3", "statuses": statuses(1, 2, 3),
                                     "lock_owner": "remove-node3"})
     assert result["changed"] and result["removed"] == ["node3-cccc0003"] and etcd.removed == ["3"] and etcd.kv == {}
+    assert result["diff"]["before"].count("\n") == 3 and result["diff"]["after"].count("\n") == 2
 
 
 def test_remove_is_refused_when_another_server_is_down(run_module):
