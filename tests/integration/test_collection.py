@@ -92,6 +92,9 @@ PLUGINS = [
     ("filter", "honeydue.infra.ufw_policy_rules"),
     ("filter", "honeydue.infra.iface_for"),
     ("module", "honeydue.infra.cf_origin_tls"),
+    ("module", "honeydue.infra.k3s_quorum_join"),
+    ("filter", "honeydue.infra.k3s_server_config"),
+    ("filter", "honeydue.infra.k3s_critical_mismatch"),
 ]
 
 
