@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 import uuid
@@ -411,6 +412,9 @@ class KubeAPI:
                     self._etcd_members()
             except EtcdError:
                 pass
+            except Exception as exc:  # noqa: BLE001 - a kubelet keeps posting whatever one round hit
+                import traceback
+                print(f"kubelet+controllers: {exc!r} (retrying)\n{traceback.format_exc()}", file=sys.stderr, flush=True)
             self.stop_event.wait(min(self.lease_interval, 2.0))
 
     def _node_lifecycle(self) -> None:

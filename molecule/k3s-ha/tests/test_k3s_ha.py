@@ -111,6 +111,12 @@ def wipe(name: str) -> None:
                             "/etc/systemd/system/k3s.service; systemctl daemon-reload")
 
 
+def journals(lines: int = 40) -> str:
+    """The end of every server's K3s journal (for a failure message)."""
+    return "".join(f"\n--- journal k3s {name}\n" + host(name).run(f"journalctl -u k3s -n {lines} --no-pager").stdout
+                   for name in SERVERS)
+
+
 @pytest.fixture(scope="module")
 def watcher():
     """The etcd watcher on the mirror host (started once srv1 has K3s's etcd certificates)."""
@@ -638,7 +644,7 @@ def test_the_lost_quorum_playbook_restores_from_the_survivor():
         wipe(name)
     assert host("srv1").run("k3s kubectl get nodes --request-timeout=5s").rc != 0  # no quorum
     proc = playbook("playbooks/k3s-restore.yml", "-e", "k3s_restore_host=srv1", "-e", "k3s_restore_confirm=false", *EXTRA)
-    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:] + journals()
     now = members()
     assert sorted(n.rsplit("-", 1)[0] for n, _ in now) == ["srv1", "srv2", "srv3"] and not any(lrn for _, lrn in now)
     assert '"count":1' in etcdctl("srv1", "get /honeydue/before-the-loss").replace(" ", "")
