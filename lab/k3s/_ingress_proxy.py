@@ -18,7 +18,7 @@ Answers as Traefik does: no router -> ``404 page not found``; a backend that ref
 from a peer outside ``trusted_ips`` (and not ``insecure``) incoming ``X-Forwarded-*`` and
 ``X-Real-Ip`` are dropped; then ``X-Forwarded-For`` gets the peer appended, and ``-Proto``,
 ``-Host``, ``-Port``, ``-Server`` and ``X-Real-Ip`` are set unless a trusted peer set them.
-Backends are chosen round robin per route. The file is re-read when it changes.
+Backends are chosen round robin per route. The file is re-read when it changes (within 0.2 s).
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ FORWARDED = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forw
              "x-forwarded-server", "x-real-ip")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 BACKEND_TIMEOUT = 5.0
+RELOAD_SECONDS = 0.2
 
 
 def trusted(peer: str, ranges: list[str], insecure: bool) -> bool:
@@ -138,6 +139,19 @@ class Proxy:
         self.config = config
         self.log = log
         self.server_name = socket.gethostname()
+        self.tls: dict[str, tuple[ssl.SSLContext, tuple[Any, ...]]] = {}
+
+    def refresh_tls(self) -> None:
+        """Apply changed certificates or client-certificate rules to the running TLS entry points."""
+        for name, (ctx, key) in list(self.tls.items()):
+            tls = self.config.data.get("entrypoints", {}).get(name, {}).get("tls")
+            if tls and _tls_key(tls) != key:
+                try:
+                    tls_context(tls, ctx)
+                except (OSError, ssl.SSLError) as err:
+                    print(f"lab traefik: keeping the previous TLS of {name}: {err}", file=sys.stderr, flush=True)
+                    continue
+                self.tls[name] = (ctx, _tls_key(tls))
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, entry: str) -> None:
         peer = (writer.get_extra_info("peername") or ("", 0))[0]
@@ -155,6 +169,7 @@ class Proxy:
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, entry: str, peer: str,
                    request_line: str, headers: list[tuple[str, str]]) -> bool:
         self.config.refresh()
+        self.refresh_tls()
         ep = self.config.data.get("entrypoints", {}).get(entry, {})
         method, target, version = (request_line.split(" ") + ["", "", ""])[:3]
         lower = {k.lower(): v for k, v in headers}
@@ -194,16 +209,32 @@ def _relay(raw: bytes) -> bytes:
     return b"\r\n".join([lines[0], *kept, b"Content-Length: %d" % len(body)]) + b"\r\n\r\n" + body
 
 
-def tls_context(tls: dict[str, Any]) -> ssl.SSLContext:
-    """The entry point's TLS: the default certificate, and client certificates as TLSOption asks."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+def tls_context(tls: dict[str, Any], ctx: ssl.SSLContext | None = None) -> ssl.SSLContext:
+    """The entry point's TLS: the default certificate, and client certificates as TLSOption asks.
+
+    Given ``ctx``, it is updated in place: new handshakes get the new certificate and client
+    certificate rule while the listener stays up (Traefik reloads TLS without closing its ports)."""
+    ctx = ctx or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(tls["cert"], tls["key"])
     auth = tls.get("client_auth", "NoClientCert")
     if tls.get("client_ca") and auth != "NoClientCert":
         ctx.load_verify_locations(tls["client_ca"])
         ctx.verify_mode = ssl.CERT_REQUIRED if auth == "RequireAndVerifyClientCert" else ssl.CERT_OPTIONAL
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def _tls_key(tls: dict[str, Any]) -> tuple[Any, ...]:
+    """What identifies a TLS setting, files' contents included (a renewed certificate at the same path)."""
+    stamps = []
+    for name in ("cert", "key", "client_ca"):
+        try:
+            stamps.append(Path(tls[name]).stat().st_mtime if tls.get(name) else None)
+        except OSError:
+            stamps.append(None)
+    return (json.dumps(tls, sort_keys=True), *stamps)
 
 
 async def run(config_path: Path) -> None:
@@ -217,6 +248,8 @@ async def run(config_path: Path) -> None:
     servers = []
     for name, ep in config.data.get("entrypoints", {}).items():
         ctx = tls_context(ep["tls"]) if ep.get("tls") else None
+        if ctx is not None:
+            proxy.tls[name] = (ctx, _tls_key(ep["tls"]))
 
         async def accept(r: asyncio.StreamReader, w: asyncio.StreamWriter, name: str = name) -> None:
             await proxy.handle(r, w, name)
@@ -225,7 +258,13 @@ async def run(config_path: Path) -> None:
                                                   ssl=ctx, reuse_address=True))
         print(f"lab traefik: entry point {name} on :{ep['port']}{' (TLS)' if ctx else ''}", file=sys.stderr,
               flush=True)
-    await asyncio.gather(*(s.serve_forever() for s in servers))
+    async def watch() -> None:
+        while True:  # the file is also read on every request; this catches changes between requests
+            await asyncio.sleep(RELOAD_SECONDS)
+            config.refresh()
+            proxy.refresh_tls()
+
+    await asyncio.gather(watch(), *(s.serve_forever() for s in servers))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,6 +112,7 @@ class StandIn:
     def __init__(self, token: str = "test-token", port: int = 0) -> None:
         self.token = token
         self._port = port
+        self.bind = "127.0.0.1"  # a test's own bridge address when its netns-nodes must reach it
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -187,10 +188,10 @@ class StandIn:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.bind}:{self.port}"
 
     def start(self) -> "StandIn":
-        self._server = _Server(("127.0.0.1", self._port), _handler_for(self))
+        self._server = _Server((self.bind, self._port), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=self.name, daemon=True)
         self._thread.start()

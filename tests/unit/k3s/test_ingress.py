@@ -206,3 +206,20 @@ def test_websecure_requires_the_aop_client_certificate(lab_traefik) -> None:
     answer = json.loads(body)
     assert code == 200 and answer["forwarded"]["X-Forwarded-Proto"] == "https"
     assert answer["forwarded"]["X-Forwarded-For"] == "127.0.0.1", "no trusted ranges on websecure"
+
+
+def test_client_certificates_switch_on_without_closing_the_port(lab_traefik) -> None:
+    config = lab_traefik["config"]
+    config["entrypoints"]["websecure"]["tls"]["client_auth"] = "NoClientCert"
+    lab_traefik["cfg"].write_text(json.dumps(config))
+    url = f"https://127.0.0.1:{lab_traefik['websecure']}/"
+    ctx = ssl.create_default_context(cafile=str(lab_traefik["ca"]))
+    ctx.check_hostname = False
+    time.sleep(0.5)
+    assert _get(url, "api.example.com", ctx)[0] == 200, "no client certificate needed any more"
+    config["entrypoints"]["websecure"]["tls"]["client_auth"] = "RequireAndVerifyClientCert"
+    time.sleep(0.01)
+    lab_traefik["cfg"].write_text(json.dumps(config))
+    time.sleep(0.5)
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+        _get(url, "api.example.com", ctx)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.standins import _kube_probes as kp
+from lab.k3s import _kubeprobes as kp
 
 
 def _http(path: str = "/health", **settings: int) -> dict[str, Any]:

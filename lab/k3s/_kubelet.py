@@ -1,0 +1,432 @@
+"""A kubelet for a lab node: runs the Pods bound to its node as real processes.
+
+It is an API client like the real kubelet: it lists the Pods whose ``spec.nodeName`` is its node,
+and for each one sets up the pod's network namespace (``_podnet``, unless ``hostNetwork``), pulls
+the images (``ImageSource``: the lab registry, or the images K3s preloads), starts one process per
+container (``_podserver`` for app images, ``_ingress_proxy`` for Traefik), runs the probes with the
+kubelet's rules (``_kubeprobes``), restarts with back-off, and writes ``pods/<name>/status``
+(``_podstatus``). Pods that disappear, or get a ``deletionTimestamp``, are stopped (SIGTERM, then
+SIGKILL after ``terminationGracePeriodSeconds``) and, when terminating, deleted with grace 0.
+
+    python -m lab.k3s._kubelet --api http://10.99.0.1:8080 --token T --node k3s-node-1 --state /run/lab-kubelet
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import _ingress_routes, _kubeprobes, _podnet
+from ._podstatus import Pulled, container_status, pod_status, pull_failed
+
+TRAEFIK_IMAGES = ("rancher/mirrored-library-traefik", "docker.io/rancher/mirrored-library-traefik", "traefik",
+                  "docker.io/library/traefik", "docker.io/traefik")
+SYNC_SECONDS = 0.5
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class Api:
+    """The few calls a kubelet makes (bearer token; TLS verified against ``ca`` when given)."""
+
+    def __init__(self, url: str, token: str = "", ca: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.context = ssl.create_default_context(cafile=ca) if ca else None
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": "application/json", "Accept": "application/json",
+                                              "User-Agent": "k3s/v1.34 (linux/amd64) kubelet"})
+        try:
+            with urllib.request.urlopen(req, timeout=5, context=self.context) as answer:  # noqa: S310 - the lab API
+                return json.loads(answer.read() or b"{}")
+        except urllib.error.HTTPError as err:
+            raise ApiError(err.code, err.read().decode(errors="replace")) from None
+
+    def items(self, path: str) -> list[dict[str, Any]]:
+        try:
+            return self.call("GET", path).get("items") or []
+        except ApiError as err:
+            if err.code == 404:
+                return []
+            raise
+
+
+class ImageSource(Protocol):
+    def resolve(self, image: str, pull_secrets: list[dict[str, Any]]) -> tuple[dict[str, str], str]:
+        """The image's config labels and digest; raises ``PullError`` with containerd's message."""
+
+
+class PullError(Exception):
+    pass
+
+
+@dataclass
+class StaticImages:
+    """Images known by name (tests without a registry); K3s's preloaded system images always exist."""
+
+    known: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def resolve(self, image: str, pull_secrets: list[dict[str, Any]]) -> tuple[dict[str, str], str]:
+        if is_traefik(image) or image.split(":")[0] in self.known or image in self.known:
+            return self.known.get(image, {}), "sha256:" + "0" * 64
+        ref = image if ":" in image.rsplit("/", 1)[-1] else image + ":latest"
+        raise PullError(f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": '
+                        f'{ref}: not found')
+
+
+def is_traefik(image: str) -> bool:
+    return image.rsplit(":", 1)[0] in TRAEFIK_IMAGES
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[bytes] | None = None
+    state: _kubeprobes.Container | None = None
+    pulled: Pulled | None = None
+    exit_code: int | None = None
+
+
+@dataclass
+class PodRecord:
+    uid: str
+    ns: str
+    name: str
+    ip: str = ""
+    started: float = field(default_factory=time.time)
+    containers: dict[str, Running] = field(default_factory=dict)
+    last_status: dict[str, Any] | None = None
+
+
+class Kubelet:
+    def __init__(self, api: Api, node: str, images: ImageSource, state_dir: Path, *, network: bool = True,
+                 podserver: list[str] | None = None, proxy: list[str] | None = None) -> None:
+        self.api, self.node, self.images, self.state_dir = api, node, images, state_dir
+        self.network = network
+        self.podserver = podserver or [sys.executable, "-m", "lab.k3s._podserver"]
+        self.proxy = proxy or [sys.executable, "-m", "lab.k3s._ingress_proxy"]
+        self.pods: dict[str, PodRecord] = {}
+        self.node_obj: dict[str, Any] = {}
+        self.node_ready = False
+
+    # -- the node -----------------------------------------------------------------------------
+    @property
+    def host_ip(self) -> str:
+        for a in (self.node_obj.get("status") or {}).get("addresses") or []:
+            if a["type"] == "InternalIP":
+                return a["address"]
+        return "127.0.0.1"
+
+    @property
+    def pod_cidr(self) -> str:
+        return (self.node_obj.get("spec") or {}).get("podCIDR", "")
+
+    def _node(self) -> None:
+        self.node_obj = self.api.call("GET", f"/api/v1/nodes/{self.node}")
+        if self.network and self.pod_cidr and not self.node_ready:
+            _podnet.run(_podnet.node_commands(self.pod_cidr))
+            self.node_ready = True
+        if self.network and self.pod_cidr:
+            peers = {}
+            for n in self.api.items("/api/v1/nodes"):
+                ips = [a["address"] for a in n["status"].get("addresses", []) if a["type"] == "InternalIP"]
+                cidr = (n.get("spec") or {}).get("podCIDR")
+                if cidr and ips and n["metadata"]["name"] != self.node:
+                    peers[cidr] = ips[0]
+            _podnet.run(_podnet.route_commands(self.pod_cidr, peers, _podnet.present_routes()))
+
+    # -- one pass -----------------------------------------------------------------------------
+    def sync(self) -> None:
+        self._node()
+        selector = urllib.parse.quote(f"spec.nodeName={self.node}")
+        wanted = {p["metadata"]["uid"]: p for p in self.api.items(f"/api/v1/pods?fieldSelector={selector}")}
+        for uid in list(self.pods):
+            if uid not in wanted:
+                self._stop_pod(self.pods.pop(uid), grace=0)
+        for uid, pod in wanted.items():
+            if pod["metadata"].get("deletionTimestamp"):
+                if uid in self.pods:
+                    self._stop_pod(self.pods.pop(uid), grace=pod["spec"].get("terminationGracePeriodSeconds", 30))
+                self._confirm_deleted(pod)
+                continue
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            self._sync_pod(pod)
+        if any(self._traefik_running(r) for r in self.pods.values()):
+            self._write_routes()
+
+    def _confirm_deleted(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        try:
+            self.api.call("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                          {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                           "preconditions": {"uid": meta["uid"]}})
+        except ApiError as err:
+            if err.code not in (404, 409):
+                raise
+
+    def _sync_pod(self, pod: dict[str, Any]) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        rec = self.pods.get(meta["uid"])
+        if rec is None:
+            rec = self.pods[meta["uid"]] = PodRecord(meta["uid"], meta["namespace"], meta["name"])
+            rec.ip = self._sandbox(pod)
+        now = time.time()
+        secrets = self._pull_secrets(pod)
+        statuses = []
+        for c in spec.get("containers") or []:
+            run = rec.containers.setdefault(c["name"], Running(pulled=Pulled(image=c["image"])))
+            self._container(pod, rec, c, run, secrets, now)
+            statuses.append(container_status(c["name"], run.state, run.pulled or Pulled(c["image"]), pod, now,
+                                              run.exit_code))
+        status = pod_status(pod, statuses, pod_ip=rec.ip, host_ip=self.host_ip, started=rec.started,
+                            previous=pod.get("status"))
+        if _comparable(status) != _comparable(pod.get("status") or {}):
+            try:
+                self.api.call("PUT", f"/api/v1/namespaces/{rec.ns}/pods/{rec.name}/status", {**pod, "status": status})
+            except ApiError as err:
+                if err.code not in (404, 409):
+                    raise
+
+    def _sandbox(self, pod: dict[str, Any]) -> str:
+        if pod["spec"].get("hostNetwork") or not self.network:
+            return self.host_ip
+        used = [r.ip for r in self.pods.values() if r.ip and r.ip != self.host_ip]
+        ip = _podnet.next_address(self.pod_cidr, used)
+        _podnet.run(_podnet.pod_commands(pod["metadata"]["uid"], ip, self.pod_cidr))
+        return ip
+
+    def _pull_secrets(self, pod: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for ref in pod["spec"].get("imagePullSecrets") or []:
+            try:
+                out.append(self.api.call("GET", f"/api/v1/namespaces/{pod['metadata']['namespace']}/secrets/"
+                                                f"{ref['name']}"))
+            except ApiError:
+                continue  # the kubelet pulls anonymously when a pull secret is missing
+        return out
+
+    def _container(self, pod: dict[str, Any], rec: PodRecord, c: dict[str, Any], run: Running,
+                   secrets: list[dict[str, Any]], now: float) -> None:
+        assert run.pulled is not None
+        if not run.pulled.ok:
+            if now < run.pulled.retry_at:
+                return
+            try:
+                labels, digest = self.images.resolve(c["image"], secrets)
+                run.pulled = Pulled(image=c["image"], ok=True, labels=labels, digest=digest)
+            except PullError as err:
+                run.pulled = pull_failed(run.pulled, str(err), now)
+                return
+        if run.proc is not None and run.proc.poll() is not None:
+            run.exit_code = run.proc.returncode
+            run.proc = None
+            run.state = _kubeprobes.stopped(run.state or _kubeprobes.Container(), now,
+                                            "Completed" if run.exit_code == 0 else "Error")
+        if run.proc is None:
+            policy = pod["spec"].get("restartPolicy", "Always")
+            if run.state is None or _kubeprobes.may_restart(run.state, now, policy):
+                run.proc = self._start(pod, rec, c, run.pulled)
+                run.state = _kubeprobes.start(c, now, run.state)
+            return
+        assert run.state is not None
+        for kind in _kubeprobes.due(c, run.state, now):
+            ok = self._probe(c, c[kind], rec, run)
+            run.state, action = _kubeprobes.observe(c, run.state, kind, ok, now)
+            if action == "restart":
+                self._kill(run.proc, pod["spec"].get("terminationGracePeriodSeconds", 30))
+                run.proc, run.exit_code = None, 137
+                break
+
+    # -- processes ------------------------------------------------------------------------------
+    def _start(self, pod: dict[str, Any], rec: PodRecord, c: dict[str, Any], pulled: Pulled) -> subprocess.Popen[bytes]:
+        meta = pod["metadata"]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "POD_NAME": meta["name"],
+               "POD_NAMESPACE": meta["namespace"], "NODE_NAME": self.node, "POD_IMAGE": c["image"], "POD_IP": rec.ip,
+               "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+        for e in c.get("env") or []:
+            if "value" in e:
+                env[e["name"]] = str(e["value"])
+        logdir = self.state_dir / rec.uid
+        logdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if is_traefik(c["image"]):
+            argv = [*self.proxy, "--config", str(logdir / "traefik.json")]
+            self._write_traefik_config(pod, c, logdir)
+        else:
+            ports = [p["containerPort"] for p in c.get("ports") or []] or [8080]
+            argv = [*self.podserver, "--address", "0.0.0.0", "--labels", json.dumps(pulled.labels)]  # noqa: S104
+            for p in ports:
+                argv += ["--port", str(p)]
+        if not pod["spec"].get("hostNetwork") and self.network:
+            argv = ["ip", "netns", "exec", _podnet.netns_name(rec.uid), *argv]
+        log = open(logdir / f"{c['name']}.log", "ab")  # noqa: SIM115 - owned by the child
+        try:
+            return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=os.environ.get("LAB_KUBELET_CWD") or None)
+        finally:
+            log.close()
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[bytes] | None, grace: float) -> None:
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(min(grace, 10))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def _stop_pod(self, rec: PodRecord, grace: float) -> None:
+        for run in rec.containers.values():
+            self._kill(run.proc, grace)
+        if self.network and rec.ip != self.host_ip:
+            _podnet.run(_podnet.pod_teardown_commands(rec.uid))
+
+    def _probe(self, c: dict[str, Any], probe: dict[str, Any], rec: PodRecord, run: Running) -> bool:
+        timeout = _kubeprobes.probe_setting(probe, "timeoutSeconds")
+        if "exec" in probe:
+            return run.proc is not None and run.proc.poll() is None
+        action = probe.get("httpGet") or probe.get("tcpSocket") or probe.get("grpc") or {}
+        port = _port(c, action.get("port"))
+        host = action.get("host") or rec.ip
+        if "httpGet" in probe:
+            headers = {h["name"]: h["value"] for h in action.get("httpHeaders") or []}
+            url = f"{action.get('scheme', 'HTTP').lower()}://{host}:{port}{action.get('path', '/')}"
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, headers=headers),  # noqa: S310
+                                            timeout=timeout) as answer:
+                    return _kubeprobes.http_success(answer.status)
+            except urllib.error.HTTPError as err:
+                return _kubeprobes.http_success(err.code)
+            except OSError:
+                return False
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            return True
+        except OSError:
+            return False
+
+    # -- Traefik --------------------------------------------------------------------------------
+    @staticmethod
+    def _traefik_running(rec: PodRecord) -> bool:
+        return any(r.pulled is not None and is_traefik(r.pulled.image) and r.proc is not None
+                   for r in rec.containers.values())
+
+    def _write_traefik_config(self, pod: dict[str, Any], c: dict[str, Any], where: Path) -> None:
+        self._traefik = getattr(self, "_traefik", {})
+        self._traefik[pod["metadata"]["uid"]] = (traefik_entrypoints(c.get("args") or []), where)
+        self._write_routes()
+
+    def _write_routes(self) -> None:
+        table = _ingress_routes.routes(self.api.items("/apis/networking.k8s.io/v1/ingresses"),
+                                       self.api.items("/api/v1/services"),
+                                       self.api.items("/apis/discovery.k8s.io/v1/endpointslices"),
+                                       self.api.items("/apis/networking.k8s.io/v1/ingressclasses"))
+        routes = [{"host": r.host, "path": r.path, "exact": r.exact, "backends": [list(b) for b in r.backends],
+                   "service": r.service} for r in table]
+        for uid, (config, where) in list(getattr(self, "_traefik", {}).items()):
+            if uid not in self.pods:
+                continue
+            doc = json.dumps({**config, "routes": routes}, sort_keys=True)
+            target = where / "traefik.json"
+            if target.exists() and target.read_text() == doc:
+                continue
+            tmp = where / "traefik.json.tmp"
+            tmp.write_text(doc)
+            tmp.replace(target)
+
+
+def traefik_entrypoints(args: list[str]) -> dict[str, Any]:
+    """Entry points, forwarded headers and access log from Traefik's static-configuration flags
+    (``--entryPoints.<n>.address=:80/tcp``, ``--entryPoints.<n>.forwardedHeaders.trustedIPs=a,b``,
+    ``--entryPoints.<n>.forwardedHeaders.insecure``, ``--entryPoints.<n>.http.tls=true``, ``--accesslog``)."""
+    eps: dict[str, dict[str, Any]] = {}
+    access = False
+    for arg in args:
+        key, _, value = arg.lstrip("-").partition("=")
+        parts = key.split(".")
+        if parts[0].lower() == "accesslog" and len(parts) == 1:
+            access = value.lower() in ("", "true")
+        if parts[0].lower() != "entrypoints" or len(parts) < 3:
+            continue
+        ep = eps.setdefault(parts[1], {"address": "0.0.0.0", "trusted_ips": [], "insecure": False})  # noqa: S104
+        rest = ".".join(parts[2:]).lower()
+        if rest == "address":
+            ep["port"] = int(value.split(":")[-1].split("/")[0])
+        elif rest == "forwardedheaders.trustedips":
+            ep["trusted_ips"] = [v for v in value.split(",") if v]
+        elif rest == "forwardedheaders.insecure":
+            ep["insecure"] = value.lower() in ("", "true")
+        elif rest == "http.tls" and value.lower() in ("", "true"):
+            ep["tls"] = {}
+    return {"entrypoints": {k: v for k, v in eps.items() if "port" in v}, "access_log": access}
+
+
+def _port(c: dict[str, Any], port: Any) -> int:
+    if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
+        return int(port)
+    for p in c.get("ports") or []:
+        if p.get("name") == port:
+            return p["containerPort"]
+    return 0
+
+
+def _comparable(status: dict[str, Any]) -> Any:
+    """A status without its time stamps of probes (writes only when something real changed)."""
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in ("lastProbeTime", "lastHeartbeatTime")}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+    return strip(status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--api", required=True)
+    parser.add_argument("--token-file", required=True, help="a 0600 file holding the bearer token")
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--images", type=Path, help="JSON {image: labels} for a registry-less lab")
+    parser.add_argument("--no-network", action="store_true")
+    args = parser.parse_args(argv)
+    token = args.token_file.read_text().strip() if isinstance(args.token_file, Path) else \
+        Path(args.token_file).read_text().strip()
+    images = StaticImages(json.loads(args.images.read_text()) if args.images else {})
+    kubelet = Kubelet(Api(args.api, token), args.node, images, args.state, network=not args.no_network)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    while not stop:
+        try:
+            kubelet.sync()
+        except (ApiError, OSError, RuntimeError) as err:
+            print(f"kubelet {args.node}: {err}", file=sys.stderr, flush=True)
+        time.sleep(SYNC_SECONDS)
+    for rec in list(kubelet.pods.values()):
+        kubelet._stop_pod(rec, grace=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
