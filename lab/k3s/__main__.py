@@ -9,6 +9,8 @@ collection uses, each answering as K3s v1.34 does.
   k3s check-config             what the collection's role asks of it
   k3s agent [flags]            see lab.k3s.agent
   k3s standin-fault ...        fault hooks for tests (lab.k3s._faults; not a K3s command)
+  k3s standin-pod ...          a lab container's process (lab.k3s._podserver; not a K3s command)
+  k3s standin-traefik ...      the lab Traefik's data plane (lab.k3s._ingress_proxy; not a K3s command)
 """
 from __future__ import annotations
 
@@ -69,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "standin-fault":
         from ._faults import main as fault
         return fault(rest)
+    if cmd == "standin-pod":
+        from ._podserver import main as pod
+        return pod(rest)
+    if cmd == "standin-traefik":
+        from ._ingress_proxy import main as traefik
+        return traefik(rest)
     if cmd == "check-config":
         from ._cli import check_config
         return check_config(rest)

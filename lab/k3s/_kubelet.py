@@ -13,6 +13,8 @@ SIGKILL after ``terminationGracePeriodSeconds``) and, when terminating, deleted 
 from __future__ import annotations
 
 import argparse
+import base64
+import datetime
 import json
 import os
 import signal
@@ -127,6 +129,7 @@ class Kubelet:
         self.pods: dict[str, PodRecord] = {}
         self.node_obj: dict[str, Any] = {}
         self.node_ready = False
+        self._traefik: dict[str, tuple[dict[str, Any], Path]] = {}  # pod uid -> (entry points, pod dir)
 
     # -- the node -----------------------------------------------------------------------------
     @property
@@ -333,7 +336,6 @@ class Kubelet:
                    for r in rec.containers.values())
 
     def _write_traefik_config(self, pod: dict[str, Any], c: dict[str, Any], where: Path) -> None:
-        self._traefik = getattr(self, "_traefik", {})
         self._traefik[pod["metadata"]["uid"]] = (traefik_entrypoints(c.get("args") or []), where)
         self._write_routes()
 
@@ -344,16 +346,90 @@ class Kubelet:
                                        self.api.items("/apis/networking.k8s.io/v1/ingressclasses"))
         routes = [{"host": r.host, "path": r.path, "exact": r.exact, "backends": [list(b) for b in r.backends],
                    "service": r.service} for r in table]
-        for uid, (config, where) in list(getattr(self, "_traefik", {}).items()):
+        for uid, (config, where) in list(self._traefik.items()):
             if uid not in self.pods:
                 continue
-            doc = json.dumps({**config, "routes": routes}, sort_keys=True)
+            eps = json.loads(json.dumps(config["entrypoints"]))
+            if any("tls" in ep for ep in eps.values()):
+                tls = self._tls_material(where)
+                for ep in eps.values():
+                    if "tls" in ep:
+                        ep["tls"] = tls
+            doc = json.dumps({**config, "entrypoints": eps, "routes": routes}, sort_keys=True)
             target = where / "traefik.json"
             if target.exists() and target.read_text() == doc:
                 continue
             tmp = where / "traefik.json.tmp"
             tmp.write_text(doc)
             tmp.replace(target)
+
+
+    def _tls_material(self, where: Path) -> dict[str, Any]:
+        """Traefik's TLS from its CRDs: TLSStore ``default``'s ``defaultCertificate`` (else Traefik's
+        self-signed "TRAEFIK DEFAULT CERT"), TLSOption ``default``'s ``clientAuth`` (CAs from the
+        secrets' ``tls.ca`` or ``ca.crt``). Files are written 0600 and only when their content changes."""
+        stores = [s for s in self.api.items("/apis/traefik.io/v1alpha1/tlsstores") if s["metadata"]["name"] == "default"]
+        options = [o for o in self.api.items("/apis/traefik.io/v1alpha1/tlsoptions")
+                   if o["metadata"]["name"] == "default"]
+        cert = key = b""
+        if stores:
+            secret = ((stores[0].get("spec") or {}).get("defaultCertificate") or {}).get("secretName")
+            data = self._secret_data(stores[0]["metadata"].get("namespace", ""), secret) if secret else {}
+            cert, key = data.get("tls.crt", b""), data.get("tls.key", b"")
+        if not cert or not key:
+            cert, key = _default_cert(where)
+        out: dict[str, Any] = {"cert": _write_private(where / "tls.crt", cert),
+                               "key": _write_private(where / "tls.key", key), "client_auth": "NoClientCert"}
+        if options:
+            auth = (options[0].get("spec") or {}).get("clientAuth") or {}
+            cas = b""
+            for name in auth.get("secretNames") or []:
+                data = self._secret_data(options[0]["metadata"].get("namespace", ""), name)
+                cas += data.get("tls.ca", b"") or data.get("ca.crt", b"")
+            if cas:
+                out["client_ca"] = _write_private(where / "client-ca.crt", cas)
+                out["client_auth"] = auth.get("clientAuthType") or "NoClientCert"
+        return out
+
+    def _secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
+        try:
+            secret = self.api.call("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        except ApiError:
+            return {}
+        return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+
+
+def _write_private(path: Path, data: bytes) -> str:
+    if not path.exists() or path.read_bytes() != data:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.touch(mode=0o600)
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return str(path)
+
+
+def _default_cert(where: Path) -> tuple[bytes, bytes]:
+    """Traefik's own self-signed default certificate (CN ``TRAEFIK DEFAULT CERT``), made once per pod."""
+    crt, key = where / "default.crt", where / "default.key"
+    if crt.exists() and key.exists():
+        return crt.read_bytes(), key.read_bytes()
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "TRAEFIK DEFAULT CERT")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=365)).sign(private, hashes.SHA256()))
+    pem_cert = cert.public_bytes(serialization.Encoding.PEM)
+    pem_key = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    _write_private(crt, pem_cert)
+    _write_private(key, pem_key)
+    return pem_cert, pem_key
 
 
 def traefik_entrypoints(args: list[str]) -> dict[str, Any]:
