@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -55,6 +56,7 @@ class Response:
     status: int
     body: Any = None  # JSON-serialisable, or bytes/str for raw bodies
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Callable[[], Iterator[bytes]] | None = None  # a streamed body (chunked), read without the lock
 
     def encoded(self) -> bytes:
         if self.body is None:
@@ -333,6 +335,9 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
             except Exception as exc:  # a stand-in bug must be visible, not a hung client
                 resp = Response(500, {"standin_error": repr(exc)})
                 standin.contract_violations.append(f"{req.method} {req.path}: crashed: {exc!r}")
+            if resp.stream is not None:
+                self._stream(resp)
+                return
             payload = resp.encoded()
             self.send_response(resp.status)
             headers = {"Content-Type": "application/json"} if resp.body is not None else {}
@@ -343,6 +348,23 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
+
+        def _stream(self, resp: Response) -> None:
+            """A chunked answer written as the stand-in produces it (a watch)."""
+            self.send_response(resp.status)
+            for k, v in {"Content-Type": "application/json", **resp.headers}.items():
+                self.send_header(k, v)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            assert resp.stream is not None
+            try:
+                for chunk in resp.stream():
+                    if chunk:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                self.close_connection = True  # the client went away
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 

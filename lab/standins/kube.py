@@ -18,6 +18,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import yaml
@@ -74,6 +75,7 @@ class KubeStandIn(StandIn):
         self.objects: dict[ResourceType, dict[tuple[str, str], dict[str, Any]]] = {
             rt: {} for rt in kres.RESOURCES}
         self.revision = 100
+        self.compacted = 100  # watches from an older resourceVersion get 410 Expired (etcd compaction)
         self.images: set[str] | None = None if self.configured_images is None else set(self.configured_images)
         self.controllers = Controllers(self)
         self._registry_answers: dict[str, tuple[bool, float]] = {}  # image -> (exists, when asked)
@@ -93,6 +95,11 @@ class KubeStandIn(StandIn):
             if rt.group == group and rt.plural == plural:
                 return rt
         raise KeyError(plural)
+
+    def compact(self) -> None:
+        """Forget the history up to now, as an etcd compaction does (older watches get 410)."""
+        with self._lock:
+            self.compacted = self.revision
 
     def next_rv(self) -> str:
         """The next value of the global resourceVersion counter."""
@@ -374,8 +381,7 @@ class KubeStandIn(StandIn):
             return status(400, "BadRequest", str(err), {})
         found = [o for o in self.items(rt, namespace or None) if by_label(o) and by_field(o)]
         if req.q("watch") in ("1", "true"):
-            lines = [json.dumps({"type": "ADDED", "object": o}) for o in found]
-            return Response(200, ("\n".join(lines) + "\n").encode() if lines else b"")
+            return self._watch(req, rt, namespace, lambda o: by_label(o) and by_field(o))
         items, cont = self._page(req, found)
         meta: dict[str, Any] = {"resourceVersion": str(self.revision)}
         if cont:
@@ -387,6 +393,55 @@ class KubeStandIn(StandIn):
                for o in items]
         return Response(200, {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta,
                               "items": out})
+
+    def _watch(self, req: Request, rt: ResourceType, namespace: str,
+               keep: Callable[[dict[str, Any]], bool]) -> Response:
+        """A watch as kube-apiserver serves it (docs "Efficient detection of changes", "Resource
+        versions"): ``resourceVersion`` unset or "0" starts with an ADDED event per object; a given
+        one sends only what changed after it, or one ERROR event (410 Expired, ``too old resource
+        version: <rv> (<oldest>)``) when it is older than the compacted history; the stream ends
+        after ``timeoutSeconds``. Changes are found by resourceVersion, polled every 50 ms."""
+        rv = req.q("resourceVersion") or ""
+        timeout = float(req.q("timeoutSeconds") or 1800)
+        if rv not in ("", "0") and (not rv.isdigit() or int(rv) < self.compacted):
+            err = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                               "status": "Failure", "reason": "Expired", "code": 410,
+                                               "message": f"too old resource version: {rv} ({self.compacted + 1})"}}
+            return Response(200, stream=lambda: iter([json.dumps(err).encode() + b"\n"]))
+        since = int(rv) if rv.isdigit() and rv != "0" else None
+
+        def view() -> dict[tuple[str, str], dict[str, Any]]:
+            self.controllers.reconcile()
+            return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+                    for o in self.items(rt, namespace or None) if keep(o)}
+
+        def events() -> Iterator[bytes]:
+            with self._lock:
+                now = view()
+                known = {} if since is None else {
+                    k: (o["metadata"]["resourceVersion"], clone(o)) for k, o in now.items()
+                    if int(o["metadata"]["resourceVersion"]) <= since}
+            deadline = time.monotonic() + timeout
+            while True:
+                out = []
+                with self._lock:
+                    now = view()
+                    for key, obj in now.items():
+                        if known.get(key, ("",))[0] != obj["metadata"]["resourceVersion"]:
+                            kind = "MODIFIED" if key in known or since is not None else "ADDED"
+                            out.append({"type": kind, "object": clone(obj)})
+                            known[key] = (obj["metadata"]["resourceVersion"], clone(obj))
+                    for key in [k for k in known if k not in now]:
+                        gone = known.pop(key)[1]
+                        gone["metadata"]["resourceVersion"] = str(self.revision)
+                        out.append({"type": "DELETED", "object": gone})
+                if out:
+                    yield b"".join(json.dumps(e).encode() + b"\n" for e in out)
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+        return Response(200, stream=events)
 
     @staticmethod
     def _page(req: Request, found: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:

@@ -415,11 +415,41 @@ def test_images_from_a_registry_and_the_control_api(tmp_path) -> None:
         local.stop()
 
 
-def test_watch_answers_a_snapshot_of_added_events(kube_api) -> None:
-    """Watches are answered with the current objects as ADDED events, then the stream ends."""
-    req = urllib.request.Request(kube_api.url + "/api/v1/namespaces?watch=1&labelSelector="
-                                 + urllib.request.quote("kubernetes.io/metadata.name=default"),
-                                 headers={"Authorization": f"Bearer {TOKEN}"})
+def _watch(url: str, seconds: float) -> tuple[list[dict[str, Any]], float]:
+    req = urllib.request.Request(url + f"&timeoutSeconds={seconds:g}", headers={"Authorization": f"Bearer {TOKEN}"})
+    started = time.monotonic()
     with urllib.request.urlopen(req) as answer:
         events = [json.loads(line) for line in answer.read().splitlines() if line]
+    return events, time.monotonic() - started
+
+
+def test_watch_starts_with_added_events_and_ends_after_timeout_seconds(kube_api) -> None:
+    url = kube_api.url + "/api/v1/namespaces?watch=1&labelSelector=" + urllib.request.quote(
+        "kubernetes.io/metadata.name=default")
+    events, took = _watch(url, 1)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "default")]
+    assert 0.9 <= took < 3, "the stream stays open until timeoutSeconds, then ends"
+
+
+def test_watch_from_a_resource_version_sends_what_changed_after_it(kube_api, k) -> None:
+    import threading
+
+    k("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "w"}})
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "w"}, "data": {"k": "1"}}
+    code, created, _ = k("POST", "/api/v1/namespaces/w/configmaps", cm)
+    assert code == 201
+    rv = created["metadata"]["resourceVersion"]
+
+    def later() -> None:
+        time.sleep(0.3)
+        k("PATCH", "/api/v1/namespaces/w/configmaps/a", {"data": {"k": "2"}}, "application/merge-patch+json")
+        k("DELETE", "/api/v1/namespaces/w/configmaps/a")
+
+    threading.Thread(target=later).start()
+    events, _ = _watch(kube_api.url + f"/api/v1/namespaces/w/configmaps?watch=1&resourceVersion={rv}", 1.5)
+    assert [(e["type"], e["object"].get("data")) for e in events] == [("MODIFIED", {"k": "2"}),
+                                                                      ("DELETED", {"k": "2"})]
+    kube_api.compact()
+    events, _ = _watch(kube_api.url + f"/api/v1/namespaces/w/configmaps?watch=1&resourceVersion={rv}", 1)
+    assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in events] == [("ERROR", 410, "Expired")]
+    assert events[0]["object"]["message"].startswith(f"too old resource version: {rv} (")
