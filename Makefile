@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: help test-clean venv docker image lint sanity unit integration molecule test lab lab-down bench build clean
+.PHONY: help test-clean venv docker registry-tools image lint sanity unit integration molecule test lab lab-down bench build clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ venv: ## .venv with the pinned Python toolchain (reused when requirements-dev.tx
 docker: ## make `docker info` work (use a running engine, or install docker.io and start dockerd)
 	@scripts/ensure-docker.sh
 
+registry-tools: ## the lab registry's tools: Debian's docker-registry (distribution 2.8) and skopeo
+	@scripts/ensure-registry-tools.sh
+
 image: docker ## the lab node image (Debian 13, debootstrap + docker import), tagged by recipe hash
 	@lab/image/build.sh > /dev/null
 
@@ -57,7 +60,7 @@ sanity: venv ## ansible-test sanity on Python 3.13 (tests/sanity/ignore-2.21.txt
 unit: venv ## unit tests (filters, module_utils, stand-in helpers)
 	$(BIN)/pytest tests/unit --junitxml=$(JUNIT)/unit.xml
 
-integration: venv ## integration tests: real ansible-playbook runs against the local stand-ins
+integration: venv registry-tools ## integration tests: real ansible-playbook runs against the local stand-ins
 	$(BIN)/pytest tests/integration --junitxml=$(JUNIT)/integration.xml
 
 molecule: venv image ## every molecule scenario, one at a time
