@@ -7,9 +7,10 @@ K3s stand-in's kubelet should make the "container" behave, pushed into a lab reg
 ``config.Labels`` and ``rootfs.diff_ids``, and the manifest, tagged ``tag`` in ``index.json``.
 Everything is deterministic (mtime 0), so the same labels give the same digests.
 
-Labels the kubelet stand-in reads (``LABEL_*`` below): ``lab.honeydue/ready-after`` (seconds until
-the readiness probe passes), ``lab.honeydue/health-path`` (the path that answers 200),
-``lab.honeydue/crash`` (``"true"``: the container exits at once, CrashLoopBackOff).
+The labels the lab kubelet reads are defined by ``lab/k3s/_podserver.py`` (the container's process):
+``lab.honeydue/ready-after`` (seconds before any path answers 2xx), ``lab.honeydue/fail-paths``
+(paths that always answer 500: a broken health check), ``lab.honeydue/crash`` (exit code at start:
+CrashLoopBackOff), ``lab.honeydue/exit-after``, ``lab.honeydue/status``, ``lab.honeydue/term-delay``.
 
 ``push(oci_dir, tag, registry_host, repository, username, password)`` runs
 ``skopeo copy oci:<dir>:<tag> docker://<host>/<repository>:<tag>`` with its own 0600 auth file
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LABEL_READY_AFTER = "lab.honeydue/ready-after"
-LABEL_HEALTH_PATH = "lab.honeydue/health-path"
+LABEL_FAIL_PATHS = "lab.honeydue/fail-paths"
 LABEL_CRASH = "lab.honeydue/crash"
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -16,13 +16,13 @@ import pytest
 from ansible_collections.honeydue.infra.plugins.module_utils import _oci_registry as oci
 from lab.registry import _pull
 from lab.registry._token_server import signing_identity
-from lab.registry.images import LABEL_CRASH, LABEL_HEALTH_PATH, LABEL_READY_AFTER, build_image, push, skopeo_available
+from lab.registry.images import LABEL_CRASH, LABEL_FAIL_PATHS, LABEL_READY_AFTER, build_image, push, skopeo_available
 from lab.registry.server import LabRegistry, registry_available
 
 REPO = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "deploy", "lab-registry-password"
 SHA = "3f2c1d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"
-LABELS = {LABEL_READY_AFTER: "5", LABEL_HEALTH_PATH: "/api/health/", LABEL_CRASH: "false"}
+LABELS = {LABEL_READY_AFTER: "5", LABEL_FAIL_PATHS: "/api/health/"}
 
 
 def _tools_missing():
@@ -118,7 +118,7 @@ def test_pull_credentials_from_an_image_pull_secret_and_registries_yaml(registry
 
 
 def test_token_mode_read_only_user_can_pull_but_not_push(tmp_path):
-    other = build_image(tmp_path / "layout", "0123abc", {LABEL_CRASH: "true"})
+    other = build_image(tmp_path / "layout", "0123abc", {LABEL_CRASH: "1"})
     with LabRegistry("token", {USER: PASSWORD, "reader": "reader-password"}, readonly=("reader",)) as reg:
         push(other, reg.host, "honeydue/worker", USER, PASSWORD)
         assert head(reg, "0123abc", "reader", "reader-password", "honeydue/worker")["state"] == "exists"
@@ -126,7 +126,7 @@ def test_token_mode_read_only_user_can_pull_but_not_push(tmp_path):
             push(other, reg.host, "honeydue/worker", "reader", "reader-password", tag="fffffff")
         assert head(reg, "fffffff", repository="honeydue/worker")["state"] == "missing"
         assert _pull.pull_config(f"{reg.host}/honeydue/worker:0123abc", ("reader", "reader-password"))["labels"] == {
-            LABEL_CRASH: "true"}
+            LABEL_CRASH: "1"}
 
 
 def test_token_signed_by_an_untrusted_key_is_refused(image):
