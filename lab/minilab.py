@@ -77,7 +77,7 @@ class MiniLab:
         return self
 
     def start_kubelets(self, api_url: str, token: str, node_names: list[str],
-                       images: dict[str, dict[str, str]] | None = None) -> None:
+                       images: dict[str, dict[str, str]] | None = None, registries: str | None = None) -> None:
         self.state.mkdir(parents=True, exist_ok=True, mode=0o700)
         token_file = self.state / "token"
         token_file.write_text(token)
@@ -90,9 +90,16 @@ class MiniLab:
             self.kubelets.append(subprocess.Popen(
                 ["ip", "netns", "exec", self.node_ns(i), sys.executable, "-m", "lab.k3s._kubelet",
                  "--api", api_url, "--token-file", str(token_file), "--node", name,
-                 "--state", str(self.state / name), "--images", str(images_file)],
+                 "--state", str(self.state / name), "--images", str(images_file),
+                 *(["--registries", str(self._registries(registries))] if registries is not None else [])],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
             log.close()
+
+    def _registries(self, text: str) -> Path:
+        path = self.state / "registries.yaml"
+        path.touch(mode=0o600)
+        path.write_text(text)
+        return path
 
     def kubelet_log(self, name: str) -> str:
         path = self.state / f"kubelet-{name}.log"

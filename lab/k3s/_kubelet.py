@@ -96,6 +96,61 @@ class StaticImages:
                         f'{ref}: not found')
 
 
+@dataclass
+class RegistryImages:
+    """Pulls as containerd on a K3s node does: credentials from the pod's imagePullSecrets, then the
+    node's ``registries.yaml`` ``configs``; plain HTTP only when ``registries.yaml`` mirrors the host to
+    an ``http://`` endpoint; K3s's own images are preloaded (airgap); anything else is pulled, and a
+    failure carries containerd's message shape (``failed to pull and unpack image ...``)."""
+
+    registries_yaml: Path | None = None
+    preloaded: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def _registries(self) -> dict[str, Any]:
+        if self.registries_yaml is None or not self.registries_yaml.exists():
+            return {}
+        import yaml
+        return yaml.safe_load(self.registries_yaml.read_text()) or {}
+
+    def resolve(self, image: str, pull_secrets: list[dict[str, Any]]) -> tuple[dict[str, str], str]:
+        if is_traefik(image) or image in self.preloaded:
+            return self.preloaded.get(image, {}), "sha256:" + "0" * 64
+        from lab.registry import _pull
+
+        ref = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else image + ":latest"
+        host = ref.split("/", 1)[0] if "/" in ref and ("." in ref.split("/", 1)[0] or ":" in ref.split("/", 1)[0]
+                                                       or ref.startswith("localhost")) else "docker.io"
+        regs = self._registries()
+        creds = None
+        for secret in pull_secrets:
+            raw = (secret.get("data") or {}).get(".dockerconfigjson")
+            if raw:
+                creds = _pull.credentials_from_dockerconfig(json.loads(base64.b64decode(raw)), host)
+            if creds:
+                break
+        creds = creds or _pull.credentials_from_registries_yaml(regs, host)
+        endpoints = ((regs.get("mirrors") or {}).get(host) or {}).get("endpoint") or []
+        insecure = bool(endpoints) and str(endpoints[0]).startswith("http://")
+        try:
+            got = _pull.pull_config(ref, creds, insecure=insecure)
+        except _pull.RegistryError as err:
+            raise PullError(f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": '
+                            f'{_containerd_reason(ref, str(err))}') from None
+        except OSError as err:
+            raise PullError(f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": '
+                            f'failed to do request: {err}') from None
+        return got["labels"], got["digest"]
+
+
+def _containerd_reason(ref: str, err: str) -> str:
+    if "missing" in err:
+        return f"{ref}: not found"
+    if "denied" in err:
+        return ("pull access denied, repository does not exist or may require authorization: "
+                "authorization failed: 401 Unauthorized")
+    return err
+
+
 def is_traefik(image: str) -> bool:
     return image.rsplit(":", 1)[0] in TRAEFIK_IMAGES
 
@@ -485,11 +540,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--images", type=Path, help="JSON {image: labels} for a registry-less lab")
+    parser.add_argument("--registries", type=Path, help="the node's registries.yaml: pull from real registries")
     parser.add_argument("--no-network", action="store_true")
     args = parser.parse_args(argv)
     token = args.token_file.read_text().strip() if isinstance(args.token_file, Path) else \
         Path(args.token_file).read_text().strip()
-    images = StaticImages(json.loads(args.images.read_text()) if args.images else {})
+    known = json.loads(args.images.read_text()) if args.images else {}
+    images: ImageSource = RegistryImages(args.registries, known) if args.registries else StaticImages(known)
     kubelet = Kubelet(Api(args.api, token), args.node, images, args.state, network=not args.no_network)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
