@@ -22,6 +22,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -185,6 +186,7 @@ class Kubelet:
         self.node_obj: dict[str, Any] = {}
         self.node_ready = False
         self._traefik: dict[str, tuple[dict[str, Any], Path]] = {}  # pod uid -> (entry points, pod dir)
+        self.terminating: set[str] = set()
 
     # -- the node -----------------------------------------------------------------------------
     @property
@@ -218,19 +220,38 @@ class Kubelet:
         selector = urllib.parse.quote(f"spec.nodeName={self.node}")
         wanted = {p["metadata"]["uid"]: p for p in self.api.items(f"/api/v1/pods?fieldSelector={selector}")}
         for uid in list(self.pods):
-            if uid not in wanted:
+            if uid not in wanted and uid not in self.terminating:
                 self._stop_pod(self.pods.pop(uid), grace=0)
         for uid, pod in wanted.items():
             if pod["metadata"].get("deletionTimestamp"):
-                if uid in self.pods:
-                    self._stop_pod(self.pods.pop(uid), grace=pod["spec"].get("terminationGracePeriodSeconds", 30))
-                self._confirm_deleted(pod)
+                if uid in self.pods and uid not in self.terminating:
+                    self.terminating.add(uid)
+                    threading.Thread(target=self._terminate, args=(pod, self.pods[uid]), daemon=True).start()
+                elif uid not in self.pods:
+                    self._confirm_deleted(pod)
                 continue
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
             self._sync_pod(pod)
         if any(self._traefik_running(r) for r in self.pods.values()):
             self._write_routes()
+
+    def _terminate(self, pod: dict[str, Any], rec: PodRecord) -> None:
+        """Graceful deletion: each container's preStop (``sleep.seconds``, or an exec ``sleep N``) runs
+        first, then SIGTERM, SIGKILL when ``deletionGracePeriodSeconds`` (counting the preStop) is over;
+        then the pod is deleted for good (grace 0), as the kubelet confirms a deletion."""
+        grace = float(pod["metadata"].get("deletionGracePeriodSeconds",
+                                          pod["spec"].get("terminationGracePeriodSeconds", 30)))
+        started = time.monotonic()
+        hooks = [prestop_seconds(c) for c in pod["spec"].get("containers") or []]
+        time.sleep(min(max(hooks or [0.0]), grace))
+        left = max(0.0, grace - (time.monotonic() - started))
+        self._stop_pod(rec, grace=left)
+        try:
+            self._confirm_deleted(pod)
+        finally:
+            self.pods.pop(rec.uid, None)
+            self.terminating.discard(rec.uid)
 
     def _confirm_deleted(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -511,6 +532,21 @@ def traefik_entrypoints(args: list[str]) -> dict[str, Any]:
         elif rest == "http.tls" and value.lower() in ("", "true"):
             ep["tls"] = {}
     return {"entrypoints": {k: v for k, v in eps.items() if "port" in v}, "access_log": access}
+
+
+def prestop_seconds(c: dict[str, Any]) -> float:
+    """How long a container's preStop hook holds the stop: ``sleep.seconds`` (Kubernetes 1.30+), or an
+    exec hook that is a ``sleep N`` (``["sleep","5"]`` or ``["/bin/sh","-c","sleep 5"]``); others take no time."""
+    hook = ((c.get("lifecycle") or {}).get("preStop")) or {}
+    if "sleep" in hook:
+        return float(hook["sleep"].get("seconds", 0))
+    words = " ".join((hook.get("exec") or {}).get("command") or []).split()
+    if "sleep" in words and words.index("sleep") + 1 < len(words):
+        try:
+            return float(words[words.index("sleep") + 1])
+        except ValueError:
+            return 0.0
+    return 0.0
 
 
 def _port(c: dict[str, Any], port: Any) -> int:

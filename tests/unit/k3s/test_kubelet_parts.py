@@ -88,3 +88,12 @@ def test_qos_classes() -> None:
     assert qos_class(pod({})) == "BestEffort"
     assert qos_class(pod({"limits": {"cpu": "100m", "memory": "64Mi"}})) == "Guaranteed"
     assert qos_class(pod({"requests": {"cpu": "100m"}, "limits": {"cpu": "200m", "memory": "64Mi"}})) == "Burstable"
+
+
+def test_prestop_hold_from_sleep_action_or_exec_sleep() -> None:
+    from lab.k3s._kubelet import prestop_seconds
+    assert prestop_seconds({"lifecycle": {"preStop": {"sleep": {"seconds": 5}}}}) == 5
+    assert prestop_seconds({"lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 3"]}}}}) == 3
+    assert prestop_seconds({"lifecycle": {"preStop": {"exec": {"command": ["sleep", "2"]}}}}) == 2
+    assert prestop_seconds({"lifecycle": {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}}}) == 0
+    assert prestop_seconds({}) == 0
