@@ -104,7 +104,8 @@ class LabRegistry:
             path.write_text("".join(htpasswd_line(u, p) for u, p in self.users.items()))
             path.chmod(0o600)
         elif self.auth == "token":
-            self.token_server = TokenServer(self.users, readonly=self.readonly, key_reference=self.key_reference).start()
+            self.token_server = TokenServer(self.users, readonly=self.readonly, key_reference=self.key_reference,
+                                            host=self.host.rsplit(":", 1)[0]).start()
             (self.workdir / "token-signer.crt").write_bytes(self.token_server.cert_pem)
         config_path = self.workdir / "config.yml"
         config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
