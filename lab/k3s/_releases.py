@@ -13,6 +13,30 @@ from __future__ import annotations
 
 import json
 
+
+
+def _k3s_traefik_values(chart: str, tag: str | None) -> str:
+    """K3s's own ``manifests/traefik.yaml`` HelmChart ``valuesContent`` (UNCONFIRMED for v1.34).
+
+    Modelled on the v1.34-era copy seen in search results (chart traefik-34.2.1+up34.2.0): pod
+    annotations, system-cluster-critical, rancher's mirrored image, the critical-addon tolerations,
+    publishedService, PreferDualStack and websecure TLS. Charts >= 39 moved ``ports.websecure.tls`` to
+    ``ports.websecure.http.tls`` (schema 39.0.5 closes ``ports.*``), so K3s must ship it there.
+    """
+    tls = "    tls:\n      enabled: true\n" if chart == "37.1.0" else "    http:\n      tls:\n        enabled: true\n"
+    image = '  repository: "rancher/mirrored-library-traefik"\n' + (f'  tag: "{tag}"\n' if tag else "")
+    return ('deployment:\n  podAnnotations:\n    prometheus.io/port: "8082"\n    prometheus.io/scrape: "true"\n'
+            "providers:\n  kubernetesIngress:\n    publishedService:\n      enabled: true\n"
+            'priorityClassName: "system-cluster-critical"\n'
+            f"image:\n{image}"
+            "tolerations:\n"
+            '- key: "CriticalAddonsOnly"\n  operator: "Exists"\n'
+            '- key: "node-role.kubernetes.io/control-plane"\n  operator: "Exists"\n  effect: "NoSchedule"\n'
+            '- key: "node-role.kubernetes.io/master"\n  operator: "Exists"\n  effect: "NoSchedule"\n'
+            'service:\n  ipFamilyPolicy: "PreferDualStack"\n'
+            f"ports:\n  websecure:\n{tls}")
+
+
 RELEASES: dict[str, dict] = {
     "v1.34.6+k3s1": {
         # Production today; stable channel since 2026-03-28 (k3s-io/k3s#13873 "Update stable to v1.34.6+k3s1").
@@ -34,9 +58,14 @@ RELEASES: dict[str, dict] = {
         # v0.28.4", "Bump helm-controller to v0.17.1" as new, so v1.34.6 (March) had older, unknown ones.
         "traefik": None,
         "coredns": None,
-        "helm_controller": None,
+        # helm-controller: shared/specs/k3s README lists v0.16.17 for the March-2026 releases ("not confirmed
+        # for v1.34.6"); the stand-in serves that CRD. Traefik chart 37.1.0 inferred (docs/research issue-13 §1).
+        "helm_controller": "v0.16.17",
+        "traefik_chart": "37.1.0",
+        "k3s_traefik_values": _k3s_traefik_values("37.1.0", None),
         "flannel": None,
-        "unconfirmed": ("etcd", "containerd", "traefik", "coredns", "helm_controller", "flannel"),
+        "unconfirmed": ("etcd", "containerd", "traefik", "coredns", "helm_controller", "flannel",
+                        "traefik_chart", "k3s_traefik_values"),
     },
     "v1.34.9+k3s1": {
         # Newest v1.34 patch with a sourced component table: github.com/k3s-io/k3s/releases/tag/v1.34.9%2Bk3s1
@@ -52,12 +81,16 @@ RELEASES: dict[str, dict] = {
         "traefik": "v3.7.4",
         "coredns": "v1.14.4",
         "helm_controller": "v0.17.1",
+        # Chart 40.0.0 is the first with appVersion v3.7.x (Chart.yaml at v40.0.0: v3.7.0); K3s's exact
+        # rancher build (e.g. 40.x.y+up40.x.y) is not sourced.
+        "traefik_chart": "40.0.0",
+        "k3s_traefik_values": _k3s_traefik_values("40.0.0", "3.7.4"),
         "flannel": "v0.28.4",
         "kine": "v0.16.1",
         "runc": "v1.4.2",
         "metrics_server": "v0.8.1",
         "local_path_provisioner": "v0.0.36",
-        "unconfirmed": ("build_date",),
+        "unconfirmed": ("build_date", "traefik_chart", "k3s_traefik_values"),
     },
 }
 PRODUCTION = "v1.34.6+k3s1"

@@ -36,6 +36,8 @@ class Controllers:
     def reconcile(self) -> None:
         """Bring every controlled object's status (and children) up to date."""
         api = self.api
+        if getattr(api, "helm", None) is not None:
+            api.helm.reconcile()  # K3s helm-controller (lab/standins/_helmcontroller.py)
         for deployment in api.items(api._rt("apps", "deployments")):
             self._deployment(deployment)
         for rs in api.items(api._rt("apps", "replicasets")):
@@ -289,6 +291,8 @@ class Controllers:
 
     # -- Job -------------------------------------------------------------------------------------
     def _job(self, job: dict[str, Any]) -> None:
+        if getattr(self.api, "helm", None) is not None and self.api.helm.owns_job(job):
+            return  # run by the helm-controller stand-in
         spec, meta = job["spec"], job["metadata"]
         key = f"{meta['uid']}:job"
         previous = job.get("status") or {}

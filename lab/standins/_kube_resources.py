@@ -83,6 +83,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("helm.cattle.io", "v1", "helmchartconfigs", "HelmChartConfig", True, (), (), custom=True),
     ResourceType("traefik.io", "v1alpha1", "ingressroutes", "IngressRoute", True, (), (), custom=True),
     ResourceType("traefik.io", "v1alpha1", "middlewares", "Middleware", True, (), (), custom=True),
+    ResourceType("traefik.io", "v1alpha1", "tlsoptions", "TLSOption", True, (), (), custom=True),
+    ResourceType("traefik.io", "v1alpha1", "tlsstores", "TLSStore", True, (), (), custom=True),
 )
 
 # Subresources whose document kind is not the parent's.

@@ -28,7 +28,20 @@ from ._kube_resources import ResourceType
 from ._openapi import specs_dir
 
 K8S_VERSION = "1.34.0"
-CRD_FILES = {("helm.cattle.io", "HelmChartConfig"): "helm.cattle.io_helmchartconfigs.v0.17.7.yaml"}
+CRD_FILE_PATTERN = {("helm.cattle.io", "HelmChartConfig"): "helm.cattle.io_helmchartconfigs.{helm_controller}.yaml"}
+
+
+def crd_files(release: str | None = None) -> dict[tuple[str, str], str]:
+    """The CRD spec files a K3s release serves: the HelmChartConfig CRD of the helm-controller it bundles
+    (``lab/k3s/_releases.py`` ``helm_controller``; v1.34.9 -> v0.17.1, production -> v0.16.17 unconfirmed)."""
+    from lab.k3s._releases import PRODUCTION
+    from lab.k3s._releases import release as release_entry
+
+    version = release_entry(release or PRODUCTION).get("helm_controller") or "v0.17.7"
+    return {key: pattern.format(helm_controller=version) for key, pattern in CRD_FILE_PATTERN.items()}
+
+
+CRD_FILES = crd_files()  # the production release's (kept for callers that want the default)
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -91,9 +104,9 @@ def builtin_schema(kind: str, api_version: str) -> dict[str, Any] | None:
 
 
 @lru_cache(maxsize=None)
-def crd_document(group: str, kind: str) -> dict[str, Any] | None:
-    """The CustomResourceDefinition the stand-in knows for a custom kind (None when it has none)."""
-    name = CRD_FILES.get((group, kind))
+def crd_document(group: str, kind: str, release: str | None = None) -> dict[str, Any] | None:
+    """The CustomResourceDefinition a release serves for a custom kind (None when the stand-in has none)."""
+    name = crd_files(release).get((group, kind))
     if name is None:
         return None
     path = specs_dir() / "k3s" / name
@@ -103,8 +116,8 @@ def crd_document(group: str, kind: str) -> dict[str, Any] | None:
         return yaml.safe_load(fh)
 
 
-def _crd_schema(group: str, kind: str, version: str) -> dict[str, Any] | None:
-    crd = crd_document(group, kind)
+def _crd_schema(group: str, kind: str, version: str, release: str | None = None) -> dict[str, Any] | None:
+    crd = crd_document(group, kind, release)
     for entry in (crd or {}).get("spec", {}).get("versions", []):
         if entry.get("name") == version:
             return entry.get("schema", {}).get("openAPIV3Schema")
@@ -215,9 +228,9 @@ def _crd_walk_object(value: dict[str, Any], schema: dict[str, Any], path: tuple[
             out.append(Problem("unknown", name, "FieldValueUnknown", f'unknown field "{name}"', (*path, key)))
 
 
-def validate_custom(obj: dict[str, Any], rt: ResourceType) -> list[Problem]:
+def validate_custom(obj: dict[str, Any], rt: ResourceType, release: str | None = None) -> list[Problem]:
     """Problems of a custom resource against its CRD schema (none when no CRD schema is known)."""
-    schema = _crd_schema(rt.group, rt.kind, rt.version)
+    schema = _crd_schema(rt.group, rt.kind, rt.version, release)
     if schema is None:
         return []
     out: list[Problem] = []
@@ -259,4 +272,40 @@ def validate_semantics(obj: dict[str, Any], rt: ResourceType) -> list[Problem]:
     if not match_label_selector_object(selector, labels):
         return [Problem("invalid", "spec.template.metadata.labels", "FieldValueInvalid",
                         f"Invalid value: {json.dumps(labels)}: `selector` does not match template `labels`")]
+    if rt.kind == "DaemonSet":
+        return _daemonset_rolling_update(spec)
+    return []
+
+
+def _int_or_percent_zero(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.rstrip("%").strip() in ("0", "")
+    return not value
+
+
+def _go_int_or_string(value: Any) -> str:
+    """How apimachinery ``field.Invalid`` prints an ``intstr.IntOrString`` value (``%#v``: the value type
+    has only a pointer-receiver ``String``), e.g. ``intstr.IntOrString{Type:0, IntVal:1, StrVal:""}``."""
+    if isinstance(value, str):
+        return f'intstr.IntOrString{{Type:1, IntVal:0, StrVal:{json.dumps(value)}}}'
+    return f'intstr.IntOrString{{Type:0, IntVal:{int(value or 0)}, StrVal:""}}'
+
+
+def _daemonset_rolling_update(spec: dict[str, Any]) -> list[Problem]:
+    """kubernetes pkg/apis/apps/validation/validation.go ``ValidateRollingUpdateDaemonSet`` (1.34):
+    both non-zero -> maxSurge ``may not be set when maxUnavailable is non-zero``; both zero ->
+    maxUnavailable ``Required value: cannot be 0 when maxSurge is 0``."""
+    strategy = spec.get("updateStrategy") or {}
+    rolling = strategy.get("rollingUpdate")
+    if strategy.get("type") != "RollingUpdate" or not isinstance(rolling, dict):
+        return []
+    surge, unavailable = rolling.get("maxSurge", 0), rolling.get("maxUnavailable", 1)
+    base = "spec.updateStrategy.rollingUpdate"
+    if not _int_or_percent_zero(surge) and not _int_or_percent_zero(unavailable):
+        return [Problem("invalid", f"{base}.maxSurge", "FieldValueInvalid",
+                        f"Invalid value: {_go_int_or_string(surge)}: may not be set when maxUnavailable is "
+                        f"non-zero")]
+    if _int_or_percent_zero(surge) and _int_or_percent_zero(unavailable):
+        return [Problem("invalid", f"{base}.maxUnavailable", "FieldValueRequired",
+                        "Required value: cannot be 0 when maxSurge is 0")]
     return []

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import yaml
 
 from . import _kube_resources as kres
+from ._helmcontroller import HelmController
 from ._kube_controllers import Controllers
 from ._kube_objects import clone, not_found, now_rfc3339, pod_template_defaults, status
 from ._kube_patch import PatchError, SchemaNode, json_patch, merge_patch, strategic_merge_patch
@@ -62,7 +63,12 @@ class KubeStandIn(StandIn):
 
     def __init__(self, token: str = "test-token", port: int = 0, *, images: set[str] | None = None,
                  registry_url: str | None = None, rollout_seconds: float = 0.2,
-                 deadline_factor: float = 0.01, nodes: int = 3) -> None:
+                 deadline_factor: float = 0.01, nodes: int = 3, release: str | None = None,
+                 disable: list[str] | tuple[str, ...] = ()) -> None:
+        from lab.k3s._releases import PRODUCTION
+
+        self.release = release or PRODUCTION  # the K3s release served (bundled CRDs, helm-controller, chart)
+        self.disable = tuple(disable)  # K3s --disable components (``traefik``: no HelmChart seeded)
         self.configured_images = None if images is None else set(images)
         self.registry_url = registry_url
         self.rollout_seconds = rollout_seconds
@@ -78,6 +84,7 @@ class KubeStandIn(StandIn):
         self.compacted = 100  # watches from an older resourceVersion get 410 Expired (etcd compaction)
         self.images: set[str] | None = None if self.configured_images is None else set(self.configured_images)
         self.controllers = Controllers(self)
+        self.helm = HelmController(self, self.release, self.disable)
         self._registry_answers: dict[str, tuple[bool, float]] = {}  # image -> (exists, when asked)
         self._next_ip = 10
         for ns in INITIAL_NAMESPACES:
@@ -85,9 +92,10 @@ class KubeStandIn(StandIn):
         for i in range(1, self.initial_nodes + 1):
             self.register_node(f"k3s-node-{i}", [f"10.0.0.{10 + i}"])
         for group, kind in (("helm.cattle.io", "HelmChartConfig"),):
-            crd = crd_document(group, kind)
+            crd = crd_document(group, kind, self.release)
             if crd:
                 self._seed(self._rt("apiextensions.k8s.io", "customresourcedefinitions"), clone(crd))
+        self.helm.seed()
 
     @staticmethod
     def _rt(group: str, plural: str) -> ResourceType:
@@ -366,6 +374,8 @@ class KubeStandIn(StandIn):
             return not_found(rt, name)
         if sub == "scale":
             return Response(200, self._scale_of(rt, obj))
+        if sub == "log" and self.helm.pod_log(namespace, name) is not None:
+            return Response(200, self.helm.pod_log(namespace, name), {"Content-Type": "text/plain"})
         if sub not in (None, "status"):
             return status(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                                    "resource", {})
@@ -705,7 +715,7 @@ class KubeStandIn(StandIn):
         """Validate an object about to be stored; raise KubeError with the server's answer if it is not."""
         problems = validate_metadata(obj, rt)
         if not problems:
-            problems = validate_custom(obj, rt) if rt.custom else validate_builtin(obj)
+            problems = validate_custom(obj, rt, self.release) if rt.custom else validate_builtin(obj)
         decode = [p for p in problems if p.category == "decode"]
         if decode:
             raise KubeError(status(400, "BadRequest", f'{rt.kind} in version "{rt.version}" cannot be handled as '
