@@ -12,6 +12,7 @@ Run stand-alone: ``python -m lab.standins.kube --port 6443 --token T``.
 from __future__ import annotations
 
 import base64
+from collections import deque
 import ipaddress
 import json
 import time
@@ -82,6 +83,7 @@ class KubeStandIn(StandIn):
             rt: {} for rt in kres.RESOURCES}
         self.revision = 100
         self.compacted = 100  # watches from an older resourceVersion get 410 Expired (etcd compaction)
+        self.history: deque[tuple[int, ResourceType, str, dict[str, Any]]] = deque(maxlen=20000)
         self.images: set[str] | None = None if self.configured_images is None else set(self.configured_images)
         self.controllers = Controllers(self)
         self.helm = HelmController(self, self.release, self.disable)
@@ -129,7 +131,9 @@ class KubeStandIn(StandIn):
     def store(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """Put an object in the store under (namespace, name)."""
         meta = obj["metadata"]
-        self.objects[rt][(meta.get("namespace", ""), meta["name"])] = obj
+        key = (meta.get("namespace", ""), meta["name"])
+        self.history.append((self.revision, rt, "MODIFIED" if key in self.objects[rt] else "ADDED", clone(obj)))
+        self.objects[rt][key] = obj
 
     def items(self, rt: ResourceType, namespace: str | None = None) -> list[dict[str, Any]]:
         """The stored objects of a type (optionally of one namespace), sorted like etcd keys."""
@@ -427,6 +431,7 @@ class KubeStandIn(StandIn):
 
         def events() -> Iterator[bytes]:
             with self._lock:
+                cursor = self.revision
                 now = view()
                 known = {} if since is None else {
                     k: (o["metadata"]["resourceVersion"], clone(o)) for k, o in now.items()
@@ -436,6 +441,18 @@ class KubeStandIn(StandIn):
                 out = []
                 with self._lock:
                     now = view()
+                    for at, hrt, kind, obj in list(self.history):
+                        if at < cursor or hrt != rt or (namespace and obj["metadata"].get("namespace") != namespace):
+                            continue
+                        key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                        if kind == "DELETED":
+                            if key in known:
+                                known.pop(key)
+                                out.append({"type": "DELETED", "object": clone(obj)})
+                        elif keep(obj) and known.get(key, ("",))[0] != obj["metadata"]["resourceVersion"]:
+                            out.append({"type": "MODIFIED" if key in known else "ADDED", "object": clone(obj)})
+                            known[key] = (obj["metadata"]["resourceVersion"], clone(obj))
+                    cursor = self.revision + 1
                     for key, obj in now.items():
                         if known.get(key, ("",))[0] != obj["metadata"]["resourceVersion"]:
                             kind = "MODIFIED" if key in known or since is not None else "ADDED"
@@ -790,6 +807,7 @@ class KubeStandIn(StandIn):
         meta = obj["metadata"]
         self.objects[rt].pop((meta.get("namespace", ""), meta["name"]), None)
         self.revision += 1
+        self.history.append((self.revision, rt, "DELETED", clone(obj)))
         if rt.plural == "namespaces":
             for other in kres.RESOURCES:
                 if other.namespaced:
