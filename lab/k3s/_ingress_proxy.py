@@ -13,7 +13,8 @@ cluster's Ingresses, Services and EndpointSlices (``_ingress_routes``) and the D
                  "backends": [["10.42.1.7", 8000]], "service": "honeydue/api:8000"}],
      "access_log": true}
 
-Answers as Traefik does: no router -> ``404 page not found``; a backend that refuses or times out
+Answers as Traefik does: ``GET /ping`` on the ``traefik`` entry point answers ``OK`` (``--ping``,
+the chart's probes); no router -> ``404 page not found``; a backend that refuses or times out
 -> ``502 Bad Gateway`` (Traefik does not retry without the retry middleware). Forwarded headers:
 from a peer outside ``trusted_ips`` (and not ``insecure``) incoming ``X-Forwarded-*`` and
 ``X-Real-Ip`` are dropped; then ``X-Forwarded-For`` gets the peer appended, and ``-Proto``,
@@ -175,8 +176,10 @@ class Proxy:
         lower = {k.lower(): v for k, v in headers}
         body = await reader.readexactly(int(lower.get("content-length", "0") or 0))
         started = time.monotonic()
-        route = pick(self.config.table, lower.get("host", ""), target)
-        if route is None:
+        route = None if entry == "traefik" else pick(self.config.table, lower.get("host", ""), target)
+        if entry == "traefik" and target.split("?", 1)[0] == "/ping":
+            answer, status = _simple(200, "OK", b"OK"), 200  # --ping on the traefik entry point
+        elif route is None:
             answer, status = _simple(404, "Not Found", b"404 page not found\n"), 404
         else:
             keep = trusted(peer, ep.get("trusted_ips", []), bool(ep.get("insecure")))
