@@ -2,10 +2,11 @@
 
 Serves legacy discovery (``/version``, ``/api``, ``/apis`` ...), CRUD at the real REST paths for
 the kinds the collection touches (see :mod:`._kube_resources`), merge / strategic-merge / JSON
-patch and a simple server-side apply, label and field selectors, metadata bookkeeping
-(uid, resourceVersion, generation), validation against the 1.34 schemas and the HelmChartConfig
-CRD, and simulated controllers (Deployments -> ReplicaSets with revisions and rollout conditions,
-DaemonSets, StatefulSets, Jobs, PVC binding) evaluated lazily before every request.
+patch, server-side apply with field ownership (``metadata.managedFields``: :mod:`._kube_ssa`),
+label and field selectors, metadata bookkeeping (uid, resourceVersion, generation), validation
+against the 1.34 schemas and the HelmChartConfig CRD, and simulated controllers (Deployments ->
+ReplicaSets with revisions and rollout conditions, DaemonSets, StatefulSets, Jobs, PVC binding)
+evaluated lazily before every request.
 
 Run stand-alone: ``python -m lab.standins.kube --port 6443 --token T``.
 """
@@ -31,6 +32,8 @@ from ._kube_objects import clone, not_found, now_rfc3339, pod_template_defaults,
 from ._kube_patch import PatchError, SchemaNode, json_patch, merge_patch, strategic_merge_patch
 from ._kube_resources import ResourceType
 from ._kube_select import SelectorError, field_matcher, label_matcher
+from ._kube_ssa import Conflict, Manager, Path as FieldPath, apply as ssa_apply, read_managers, typed_error
+from ._kube_ssa import update as ssa_update, write_managers
 from ._kube_validate import (Problem, builtin_defs, builtin_schema, crd_document, validate_builtin,
                              validate_custom, validate_metadata, validate_semantics)
 from ._server import Request, Response, StandIn
@@ -562,9 +565,12 @@ class KubeStandIn(StandIn):
         if name and self.lookup(rt, namespace, name) is not None:
             return status(409, "AlreadyExists", f'{rt.qualified} "{name}" already exists',
                           self._details(rt, name))
+        sent = read_managers(obj["metadata"].get("managedFields"))
         obj = self._prepare_create(rt, obj, namespace)
         self._apply_defaults(rt, obj, None)
         warnings = self._admit(req, rt, obj)
+        self._set_managers(obj, ssa_update(None, obj, self._ssa_node(rt), sent, self._field_manager(req),
+                                           rt.api_version, now_rfc3339(), ignored=self._reset_fields(rt, obj, None)))
         if req.q("dryRun") != "All":
             self.store(rt, obj)
             if rt.plural == "namespaces":
@@ -606,9 +612,12 @@ class KubeStandIn(StandIn):
             accepted = [t for t in PATCH_TYPES if not (rt.custom and "strategic" in t)]
             return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
                                                        f"accepted media types include: {', '.join(accepted)}", {})
+        if kind != "application/apply-patch+yaml" and req.q("force") is not None:
+            return status(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be '
+                                          'specified for non-apply patch', {})
         old = self.lookup(rt, namespace, name)
         if kind == "application/apply-patch+yaml":
-            return self._apply(req, rt, namespace, name, old)
+            return self._apply(req, rt, namespace, name, old, sub)
         if old is None:
             return not_found(rt, name)
         base = self._scale_of(rt, old) if sub == "scale" else clone(old)
@@ -647,30 +656,85 @@ class KubeStandIn(StandIn):
         return SchemaNode(builtin_schema(rt.kind, rt.api_version), builtin_defs())
 
     def _apply(self, req: Request, rt: ResourceType, namespace: str, name: str,
-               old: dict[str, Any] | None) -> Response:
-        """Server-side apply, simplified: create, or merge the applied configuration (no ownership)."""
+               old: dict[str, Any] | None, sub: str | None = None) -> Response:
+        """Server-side apply (``application/apply-patch+yaml``) with field ownership, as
+        ``applyPatcher`` + the field manager do it: create or merge, prune what this manager no
+        longer applies, 409 on fields other managers own with another value unless ``force``."""
         if not req.q("fieldManager"):
             return status(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
                                           'is required for apply patch', {})
+        applied = self._applied_configuration(req, rt)
+        node = self._ssa_node(rt)
+        problem = self._typed_patch_error(rt, applied, node, namespace, name)
+        if problem is not None:
+            return problem
+        if sub is not None and old is None:
+            return not_found(rt, name)
+        live = old if old is not None else {}
+        try:
+            result = ssa_apply(live, applied, node, read_managers(live.get("metadata", {}).get("managedFields")),
+                               req.q("fieldManager") or "", rt.api_version, self._flag(req.q("force")),
+                               self._reset_fields(rt, {**live, **applied}, sub), sub or "")
+        except Conflict as conflict:
+            return status(409, "Conflict", conflict.message(), {"causes": conflict.causes()})
+        if old is not None:
+            return self._update(req, rt, old, result.obj, sub, result.mine, result.managers)
+        self._require_namespace(rt, namespace)
+        obj = result.obj
+        obj["metadata"]["name"] = name
+        obj = self._prepare_create(rt, obj, namespace)
+        self._apply_defaults(rt, obj, None)
+        warnings = self._admit(req, rt, obj)
+        result.mine.time = now_rfc3339()
+        self._set_managers(obj, result.managers)
+        if req.q("dryRun") != "All":
+            self.store(rt, obj)
+            if rt.plural == "namespaces":
+                self._namespace_created(obj["metadata"]["name"])
+        return self._answer(201, obj, warnings)
+
+    @staticmethod
+    def _flag(text: str | None) -> bool:
+        """A boolean query parameter as Go's ``strconv.ParseBool`` reads it (``True`` from Python)."""
+        return (text or "") in ("1", "t", "T", "true", "TRUE", "True")
+
+    def _applied_configuration(self, req: Request, rt: ResourceType) -> dict[str, Any]:
+        """The decoded apply patch; the apiVersion must be the endpoint's, then ``metadata.managedFields``
+        must be nil (structuredmerge.go ``Apply``: both BadRequest, in that order)."""
         try:
             applied = yaml.safe_load(req.raw_body or b"") or {}
         except yaml.YAMLError as err:
-            return status(400, "BadRequest", f"error decoding YAML: {err}", {})
+            raise KubeError(status(400, "BadRequest", f"error decoding YAML: {err}", {})) from err
         if not isinstance(applied, dict):
-            return status(400, "BadRequest", "the applied configuration must be an object", {})
+            raise KubeError(status(400, "BadRequest", "the applied configuration must be an object", {}))
+        version = applied.get("apiVersion")
+        if isinstance(version, str) and version != rt.api_version:
+            raise KubeError(status(400, "BadRequest", f"Incorrect version specified in apply patch. Specified "
+                                                      f"patch version: {version}, expected: {rt.api_version}", {}))
+        if isinstance(applied.get("metadata"), dict) and applied["metadata"].get("managedFields") is not None:
+            raise KubeError(status(400, "BadRequest", "metadata.managedFields must be nil", {}))
         self._check_type(rt, applied)
-        if old is None:
-            self._require_namespace(rt, namespace)
-            applied["metadata"]["name"] = name
-            obj = self._prepare_create(rt, applied, namespace)
-            self._apply_defaults(rt, obj, None)
-            warnings = self._admit(req, rt, obj)
-            if req.q("dryRun") != "All":
-                self.store(rt, obj)
-            return self._answer(201, obj, warnings)
-        merged = strategic_merge_patch(old, applied, SchemaNode(None) if rt.custom else
-                                       self._schema_node(rt, old))
-        return self._update(req, rt, old, merged, None)
+        return applied
+
+    @staticmethod
+    def _typed_patch_error(rt: ResourceType, applied: dict[str, Any], node: SchemaNode, namespace: str,
+                           name: str) -> Response | None:
+        """An undeclared field (or a list element without its key) makes the typed conversion of the
+        apply patch fail. kube-apiserver 1.34
+        answers 500 with no reason (a plain error, kubernetes/kubernetes#122480, #139253):
+        ``failed to create typed patch object (ns/name; apps/v1, Kind=Deployment): .spec.foo: field
+        not declared in schema``."""
+        if rt.custom:
+            return None
+        found = typed_error(applied, node)
+        if found is None:
+            return None
+        meta = applied.get("metadata") or {}
+        gvk = f"{rt.group}/{rt.version}, Kind={rt.kind}"
+        where = f"{meta.get('namespace', namespace)}/{meta.get('name', name)}; {gvk}"
+        answer = status(500, "", f"failed to create typed patch object ({where}): {found}")
+        answer.body.pop("reason", None)
+        return answer
 
     def _write_scale(self, req: Request, rt: ResourceType, old: dict[str, Any], scale: dict[str, Any]) -> Response:
         replicas = (scale.get("spec") or {}).get("replicas")
@@ -680,15 +744,17 @@ class KubeStandIn(StandIn):
                                           f'than or equal to 0', {})
         obj = clone(old)
         obj["spec"]["replicas"] = replicas
-        response = self._update(req, rt, old, obj, None)
+        response = self._update(req, rt, old, obj, "scale")
         if response.status != 200:
             return response
         return Response(200, self._scale_of(rt, self.lookup(rt, old["metadata"].get("namespace", ""),
                                                             old["metadata"]["name"]) or obj))
 
     def _update(self, req: Request, rt: ResourceType, old: dict[str, Any], new: dict[str, Any],
-                sub: str | None) -> Response:
-        """Common path of PUT and PATCH: carry immutable metadata, split status, bump counters."""
+                sub: str | None, applied: Manager | None = None,
+                managers: list[Manager] | None = None) -> Response:
+        """Common path of PUT, PATCH and apply: carry immutable metadata, split status, record field
+        ownership (an ``Update`` entry, or the apply's managers), bump counters."""
         if sub == "status":
             obj = clone(old)
             obj["status"] = new.get("status")
@@ -710,13 +776,71 @@ class KubeStandIn(StandIn):
         self._apply_defaults(rt, obj, old)
         if self._spec_changed(rt, old, obj):
             meta["generation"] = int(old["metadata"].get("generation", 0)) + 1
-        warnings = self._admit(req, rt, obj)
+        warnings = self._admit(req, rt, obj)  # unknown fields go before the field manager sees them
+        self._own(req, rt, old, obj, new, sub, applied, managers)
         if obj == old:
             return self._answer(200, old, warnings)
         meta["resourceVersion"] = self.next_rv()
         if req.q("dryRun") != "All":
             self.store(rt, obj)
         return self._answer(200, obj, warnings)
+
+    def _own(self, req: Request, rt: ResourceType, old: dict[str, Any], obj: dict[str, Any],
+             sent: dict[str, Any], sub: str | None, applied: Manager | None,
+             managers: list[Manager] | None) -> None:
+        """Set ``metadata.managedFields`` of an object about to replace ``old``.
+
+        An apply brings its managers; its entry's time moves only when the object changed (the
+        apiserver leaves a no-op apply alone: same resourceVersion, same time). Any other write is
+        an ``Update`` by ``fieldManager`` (default: the user-agent prefix); managedFields the client
+        sent replace the live ones when non-empty (fieldmanager.go ``Update``; ``[{}]`` clears
+        them), else the live ones are kept (clients unaware of them cannot drop them)."""
+        if managers is None:
+            given = (sent.get("metadata") or {}).get("managedFields") if sub is None else None
+            base = read_managers(given if isinstance(given, list) and given
+                                 else old["metadata"].get("managedFields"))
+            managers = ssa_update(old, obj, self._ssa_node(rt), base, self._field_manager(req), rt.api_version,
+                                  now_rfc3339(), sub if sub in ("status", "scale") else "",
+                                  self._reset_fields(rt, obj, sub))
+        elif applied is not None and self._differs(old, obj):
+            applied.time = now_rfc3339()
+        self._set_managers(obj, managers)
+
+    @staticmethod
+    def _differs(old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Whether a write changes anything but the bookkeeping metadata."""
+        skip = ("managedFields", "resourceVersion", "generation")
+        return ({**old, "metadata": {k: v for k, v in old["metadata"].items() if k not in skip}}
+                != {**new, "metadata": {k: v for k, v in new["metadata"].items() if k not in skip}})
+
+    @staticmethod
+    def _set_managers(obj: dict[str, Any], managers: list[Manager]) -> None:
+        entries = write_managers(managers)
+        if entries:
+            obj["metadata"]["managedFields"] = entries
+        else:
+            obj["metadata"].pop("managedFields", None)
+
+    @staticmethod
+    def _field_manager(req: Request) -> str:
+        """``fieldManager``, else the user-agent up to its first ``/`` (printable characters, at most
+        128: ``prefixFromUserAgent``), e.g. ``OpenAPI-Generator`` for the Python client."""
+        manager = req.q("fieldManager")
+        if manager:
+            return manager
+        agent = req.headers.get("user-agent", "").split("/")[0]
+        return "".join(c for c in agent if c.isprintable())[:128]
+
+    def _ssa_node(self, rt: ResourceType) -> SchemaNode:
+        return SchemaNode(None) if rt.custom else self._schema_node(rt, {})
+
+    @staticmethod
+    def _reset_fields(rt: ResourceType, obj: dict[str, Any], sub: str | None) -> tuple[FieldPath, ...]:
+        """Fields a write cannot own (``ResetFieldsFor``): ``status`` through the main resource of a
+        kind with a status subresource, everything but ``status`` through ``/status``."""
+        if sub == "status":
+            return tuple(("f:" + k,) for k in obj if k != "status")
+        return (("f:status",),) if "status" in rt.subresources else ()
 
     @staticmethod
     def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
