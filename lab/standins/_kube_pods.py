@@ -26,7 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._kube_objects import clone, now_rfc3339
-from ._kube_scheduler import HOSTNAME, NOT_READY, UNREACHABLE, Unschedulable, node_ready, schedule
+from ._kube_scheduler import HOSTNAME, NOT_READY, UNREACHABLE, Unschedulable, node_ready, schedule, tolerates
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kube import KubeStandIn
@@ -68,6 +68,11 @@ def set_ready_condition(api: "KubeStandIn", name: str, state: str) -> None:
         key = NOT_READY if state == "False" else UNREACHABLE
         taints += [{"key": key, "effect": "NoSchedule"}, {"key": key, "effect": "NoExecute", "timeAdded": now}]
     node.setdefault("spec", {})["taints"] = taints
+    loop = api.controllers.pod_loop
+    if state == "True":
+        loop.not_ready_since.pop(name, None)
+    else:
+        loop.not_ready_since.setdefault(name, time.monotonic())  # the eviction clock starts with the taint
     if not taints:
         node["spec"].pop("taints")
     node["metadata"]["resourceVersion"] = api.next_rv()
@@ -124,6 +129,18 @@ def new_pod(owner: dict[str, Any], template: dict[str, Any], name: str | None = 
     pod_defaults(spec)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
             "status": {"phase": "Pending", "qosClass": "BestEffort"}}
+
+
+def toleration_seconds(pod: dict[str, Any], taint_key: str) -> int | None:
+    """How long a pod stays on a node with the NoExecute taint ``taint_key`` (None: forever), like the
+    taint eviction controller's getMinTolerationTime: no matching toleration = 0, else the smallest
+    ``tolerationSeconds`` among the matching ones, forever when none of them sets it."""
+    taint = {"key": taint_key, "effect": "NoExecute"}
+    matching = [t for t in (pod.get("spec") or {}).get("tolerations") or [] if tolerates([t], taint)]
+    if not matching:
+        return 0
+    timed = [int(t["tolerationSeconds"]) for t in matching if t.get("tolerationSeconds") is not None]
+    return max(min(timed), 0) if timed else None
 
 
 def is_terminating(pod: dict[str, Any]) -> bool:
@@ -397,15 +414,9 @@ class PodLoop:
                 self._maybe_evict(pod, node, time.monotonic() - self.not_ready_since[node_name], factor)
 
     def _maybe_evict(self, pod: dict[str, Any], node: dict[str, Any], down_for: float, factor: float) -> None:
-        key = NOT_READY if node_ready(node) == "False" else UNREACHABLE
-        tolerations = [t for t in pod["spec"].get("tolerations") or []
-                       if t.get("effect") in ("NoExecute", "", None) and (t.get("key") in (key, None, "")
-                                                                          and (t.get("key") or
-                                                                               t.get("operator") == "Exists"))]
-        if tolerations and any(t.get("tolerationSeconds") is None for t in tolerations):
-            return
-        seconds = min((int(t["tolerationSeconds"]) for t in tolerations), default=0)
-        if down_for < seconds * factor:
+        """Evict once the pod's NoExecute toleration of the node's taint runs out."""
+        seconds = toleration_seconds(pod, NOT_READY if node_ready(node) == "False" else UNREACHABLE)
+        if seconds is None or down_for < seconds * factor:
             return
         self.event(pod, "TaintManagerEviction", f"Marking for deletion Pod {pod['metadata']['namespace']}/"
                                                 f"{pod['metadata']['name']}", component="taint-eviction-controller")

@@ -162,3 +162,45 @@ def test_bound_volume_node_affinity() -> None:
     assert result == Unschedulable(
         "0/2 nodes are available: 2 node(s) had volume node affinity conflict. "
         "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.")
+
+
+# -- pod helpers of the stand-in (lab/standins/_kube_pods.py) ------------------------------------
+def test_default_toleration_seconds_admission_and_host_network_ports() -> None:
+    from lab.standins._kube_pods import pod_defaults
+
+    spec: dict[str, Any] = {"hostNetwork": True, "containers": [{"name": "c", "ports": [{"containerPort": 443}]}],
+                            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                                             "effect": "NoExecute", "tolerationSeconds": 10}]}
+    pod_defaults(spec)
+    assert spec["containers"][0]["ports"] == [{"containerPort": 443, "protocol": "TCP", "hostPort": 443}]
+    assert spec["tolerations"] == [
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10},
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+         "tolerationSeconds": 300}]
+    everything: dict[str, Any] = {"containers": [], "tolerations": [{"operator": "Exists"}]}
+    pod_defaults(everything)
+    assert everything["tolerations"] == [{"operator": "Exists"}]
+
+
+@pytest.mark.parametrize("tolerations, expected", [
+    ([], 0),
+    ([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+       "tolerationSeconds": 300}], 300),
+    ([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}], None),
+    ([{"operator": "Exists"}, {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                               "tolerationSeconds": 30}], 30),
+    ([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+       "tolerationSeconds": 300}], 0),
+])
+def test_toleration_seconds_before_eviction(tolerations: list[dict[str, Any]], expected: int | None) -> None:
+    from lab.standins._kube_pods import toleration_seconds
+
+    assert toleration_seconds(pod(tolerations=tolerations), "node.kubernetes.io/unreachable") == expected
+
+
+def test_full_image_reference_in_pull_errors() -> None:
+    from lab.standins._kube_pods import _full_reference
+
+    assert _full_reference("nginx:1") == "docker.io/library/nginx:1"
+    assert _full_reference("rancher/klipper-helm:v1") == "docker.io/rancher/klipper-helm:v1"
+    assert _full_reference("registry.local:5000/app:1") == "registry.local:5000/app:1"
