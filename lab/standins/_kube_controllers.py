@@ -307,7 +307,7 @@ class Controllers:
         for pod in [p for p in pods if self._ds_node(p) not in names]:
             self.api.remove(self.api._rt("", "pods"), pod)
         pods = [p for p in pods if self._ds_node(p) in names]
-        self._ds_roll(ds, pods, digest)
+        self._ds_roll(ds, template, pods, digest)
         pods = [p for p in self._pods_of(ds) if not is_terminating(p) and self._ds_node(p) in names]
         have = {self._ds_node(p) for p in pods}
         for name in sorted(names - have):
@@ -334,13 +334,57 @@ class Controllers:
                                             "pod-template-generation": str(ds["metadata"].get("generation", 1))})
         return self.pod_loop.create(pod, ds["metadata"]["namespace"])
 
-    def _ds_roll(self, ds: dict[str, Any], pods: list[dict[str, Any]], digest: str) -> None:
-        """RollingUpdate by maxUnavailable (default 1): delete outdated pods while few are unavailable."""
+    @staticmethod
+    def _scaled(value: Any, total: int) -> int:
+        """intstr.GetScaledValueFromIntOrPercent with roundUp, as the DaemonSet controller uses it."""
+        if isinstance(value, str) and value.endswith("%"):
+            return math.ceil(total * int(value[:-1]) / 100)
+        return int(value or 0)
+
+    def _ds_roll(self, ds: dict[str, Any], template: dict[str, Any], pods: list[dict[str, Any]],
+                 digest: str) -> None:
+        """DaemonSet RollingUpdate (pkg/controller/daemon/update.go rollingUpdate): with maxSurge 0,
+        delete outdated pods while fewer than maxUnavailable (default 1) are unavailable; with maxSurge,
+        start the new pod next to the old one (so hostPort pods cannot surge) and delete the old pod
+        once the new one is Ready; an unavailable old pod is replaced at once."""
         strategy = ds["spec"].get("updateStrategy") or {}
         if strategy.get("type", "RollingUpdate") != "RollingUpdate":
             return
-        budget = self._max_unavailable({"strategy": {"rollingUpdate": {
-            "maxUnavailable": (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1)}}}, len(pods)) or 1
+        rolling = strategy.get("rollingUpdate") or {}
+        nodes = {self._ds_node(p) for p in pods}
+        surge = self._scaled(rolling.get("maxSurge", 0), len(nodes))
+        if surge == 0:
+            pods = self._ds_one_per_node(pods)
+            self._ds_roll_unavailable(pods, digest, self._scaled(rolling.get("maxUnavailable", 1), len(nodes)) or 1)
+            return
+        surging = 0
+        for node in sorted(nodes):
+            here = [p for p in pods if self._ds_node(p) == node]
+            old = [p for p in here if p["metadata"].get("labels", {}).get("controller-revision-hash") != digest]
+            new = [p for p in here if p not in old]
+            if old and new and is_ready(new[0]) or old and not any(is_ready(p) for p in old):
+                for pod in old:
+                    self.api.remove(self.api._rt("", "pods"), pod)
+            elif old and new:
+                surging += 1
+            elif old and surging < surge:
+                self._ds_pod(ds, template, node, digest)
+                surging += 1
+
+    def _ds_one_per_node(self, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """podsShouldBeOnNode without surge: of several pods on a node keep the scheduled, oldest one
+        (podByCreationTimestampAndPhase) and delete the others."""
+        kept = []
+        for node in sorted({self._ds_node(p) for p in pods}):
+            here = sorted((p for p in pods if self._ds_node(p) == node),
+                          key=lambda p: (not p["spec"].get("nodeName"), p["metadata"].get("creationTimestamp", ""),
+                                         p["metadata"]["name"]))
+            kept.append(here[0])
+            for extra in here[1:]:
+                self.api.remove(self.api._rt("", "pods"), extra)
+        return kept
+
+    def _ds_roll_unavailable(self, pods: list[dict[str, Any]], digest: str, budget: int) -> None:
         unavailable = sum(1 for p in pods if not is_ready(p))
         for pod in pods:
             if pod["metadata"].get("labels", {}).get("controller-revision-hash") != digest and unavailable < budget:
@@ -348,9 +392,12 @@ class Controllers:
                 unavailable += 1
 
     def _ds_status(self, ds: dict[str, Any], pods: list[dict[str, Any]], desired: int, digest: str) -> None:
-        ready = sum(1 for p in pods if is_ready(p))
-        updated = sum(1 for p in pods if p["metadata"].get("labels", {}).get("controller-revision-hash") == digest)
-        new_status = {"currentNumberScheduled": len(pods), "desiredNumberScheduled": desired,
+        """updateDaemonSetStatus, per node: scheduled, ready (any pod Ready) and updated (a current pod)."""
+        nodes = {self._ds_node(p) for p in pods}
+        ready = sum(1 for n in nodes if any(is_ready(p) for p in pods if self._ds_node(p) == n))
+        updated = sum(1 for n in nodes if any(self._ds_node(p) == n and p["metadata"].get("labels", {}).get(
+            "controller-revision-hash") == digest for p in pods))
+        new_status = {"currentNumberScheduled": len(nodes), "desiredNumberScheduled": desired,
                       "numberMisscheduled": 0, "numberReady": ready, "updatedNumberScheduled": updated,
                       "numberAvailable": ready, "numberUnavailable": max(desired - ready, 0),
                       "observedGeneration": ds["metadata"].get("generation", 1)}

@@ -239,3 +239,30 @@ def test_unreachable_node_pods_are_evicted_and_replaced(kube_api, kubeconfig, pl
     db = _pods(back, "db pods")
     assert len(db) == 1 and not db[0]["metadata"].get("deletionTimestamp")
     assert db[0]["metadata"]["uid"] != _pods(setup, "db pod")[0]["metadata"]["uid"]
+
+
+def test_host_network_daemonset_cannot_surge_but_rolls_by_max_unavailable(kube_api, kubeconfig, playbook) -> None:
+    """maxSurge 1 on a hostNetwork :80 DaemonSet: the surge pod finds its node's port taken (the
+    message of traefik/traefik-helm-chart#732); maxUnavailable 1, maxSurge 0 rolls through."""
+    def edge(image: str, surge: int, unavailable: int) -> dict[str, Any]:
+        ds = _workload("DaemonSet", "edge", None, updateStrategy={
+            "type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}})
+        ds["spec"]["template"]["spec"].update(hostNetwork=True, containers=[
+            _container(image, port={"containerPort": 80})])
+        return ds
+    run = playbook(_play(kubeconfig, [
+        _apply("v1", edge("nginx:1.27", 1, 0), wait=True), _apply("v2 surge", edge("nginx:1.28", 1, 0)),
+        _info("pending", "Pod", label_selectors=["app=edge"], field_selectors=["status.phase=Pending"]),
+        _apply("v2 unavailable", edge("nginx:1.28", 0, 1), wait=True),
+        _info("after", "Pod", label_selectors=["app=edge"])]))
+    assert run.rc == 0, run.stdout
+    pending = _pods(run, "pending")
+    assert len(pending) == 1 and pending[0]["spec"]["containers"][0]["image"] == "nginx:1.28"
+    assert _scheduled(pending[0])["message"] == (
+        "0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod ports, "
+        "2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: "
+        "1 No preemption victims found for incoming pod, 2 Preemption is not helpful for scheduling.")
+    after = _pods(run, "after")
+    assert sorted(p["spec"]["nodeName"] for p in after) == ["k3s-node-1", "k3s-node-2", "k3s-node-3"]
+    assert {p["spec"]["containers"][0]["image"] for p in after} == {"nginx:1.28"}
+    assert all(p["status"]["phase"] == "Running" for p in after)
