@@ -5,11 +5,17 @@
   is available and pruned beyond ``revisionHistoryLimit``; status counters and the Available /
   Progressing conditions (``ProgressDeadlineExceeded`` after ``progressDeadlineSeconds`` times
   the stand-in's ``deadline_factor``).
-* ReplicaSet, DaemonSet (one pod per registered node), StatefulSet (+ volumeClaimTemplates),
-  Job (Complete) and PersistentVolumeClaim (Bound).
+* ReplicaSet: Pods ``<rs>-<suffix>`` with the ``pod-template-hash`` label (terminating pods do not
+  count, so a partitioned node's pods are replaced while they still show Terminating).
+* DaemonSet: one Pod per eligible Node (nodeSelector, node affinity, taints against the template's
+  tolerations plus the DaemonSet controller's), pinned with ``matchFields metadata.name``.
+* StatefulSet: Pods ``<sts>-<ordinal>`` created in order (OrderedReady waits for Running and Ready),
+  never two per ordinal; volumeClaimTemplates claims ``<tpl>-<sts>-<ordinal>`` created with the pod.
+* Job (Complete after a delay, no pods) and PersistentVolumeClaim (local-path: WaitForFirstConsumer).
 
-A workload becomes ready ``rollout_seconds`` after its current template appeared, and only if
-every container image exists (:meth:`KubeStandIn.image_exists`).
+Pods are scheduled, run and evicted by :mod:`._kube_pods` (scheduler in :mod:`._kube_scheduler`):
+a pod is Running and Ready ``rollout_seconds`` after binding if every image exists
+(:meth:`KubeStandIn.image_exists`). Jobs still use the per-template clock.
 """
 from __future__ import annotations
 
@@ -18,6 +24,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._kube_objects import clone, now_rfc3339, template_hash
+from ._kube_pods import (DAEMONSET_TOLERATIONS, HOSTNETWORK_TOLERATION, PodLoop, is_ready, is_terminating,
+                         new_pod)
+from ._kube_scheduler import matches_node, node_taints, tolerates
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kube import KubeStandIn
@@ -32,12 +41,25 @@ class Controllers:
     def __init__(self, api: "KubeStandIn") -> None:
         self.api = api
         self.since: dict[str, float] = {}  # rollout start per (object uid, template hash)
+        self.pod_loop = PodLoop(api)
 
-    def reconcile(self) -> None:
-        """Bring every controlled object's status (and children) up to date."""
+    def reconcile(self, passes: int = 12) -> None:
+        """Run the controllers, scheduler and kubelet until nothing changes (at most ``passes`` rounds),
+        so a chain such as "StatefulSet pod 0 Ready, then pod 1" settles within one request."""
+        self.pod_loop.seed_storage_class()
+        for _ in range(passes):
+            before = self.api.revision
+            self._pass()
+            if self.api.revision == before:
+                return
+
+    def _pass(self) -> None:
         api = self.api
         if getattr(api, "helm", None) is not None:
             api.helm.reconcile()  # K3s helm-controller (lab/standins/_helmcontroller.py)
+        self.pod_loop.evict()
+        self.pod_loop.schedule()
+        self.pod_loop.kubelet()
         for deployment in api.items(api._rt("apps", "deployments")):
             self._deployment(deployment)
         for rs in api.items(api._rt("apps", "replicasets")):
@@ -110,11 +132,12 @@ class Controllers:
             self.since.pop(self._rs_key(current), None)
         self._set_revision(d, current["metadata"]["annotations"][REVISION])
         key = self._rs_key(current)
-        ready = self._ready(key, spec["template"])
+        self._started(key)
         if current["spec"].get("replicas") != spec.get("replicas", 1):
             current["spec"]["replicas"] = spec.get("replicas", 1)
             current["metadata"]["resourceVersion"] = api.next_rv()
         old = [rs for rs in owned if rs is not current]
+        ready = self._rs_ready(current)
         if ready:
             for rs in old:
                 if rs["spec"].get("replicas"):
@@ -178,9 +201,9 @@ class Controllers:
                            ready: bool, key: str) -> None:
         spec = d["spec"]
         want = spec.get("replicas", 1)
-        old_ready = sum(rs["spec"].get("replicas", 0) for rs in old if self._rs_ready(rs))
+        old_ready = sum(self._ready_pods(rs) for rs in old)
         total = want + sum(rs["spec"].get("replicas", 0) for rs in old)
-        available = (want if ready else 0) + old_ready
+        available = min(self._ready_pods(current), want) + old_ready
         previous = (d.get("status") or {}).get("conditions") or []
         max_unavailable = self._max_unavailable(spec, want)
         conditions = [self._available_condition(previous, available >= want - max_unavailable),
@@ -227,67 +250,257 @@ class Controllers:
     def _rs_key(rs: dict[str, Any]) -> str:
         return f"{rs['metadata']['uid']}:{rs['metadata']['name']}"
 
+    def _pods_of(self, owner: dict[str, Any]) -> list[dict[str, Any]]:
+        """The pods ``owner`` controls (ownerReferences), Terminating ones included."""
+        uid = owner["metadata"]["uid"]
+        return [p for p in self.pod_loop.pods(owner["metadata"]["namespace"]) if self._owned_by(p, uid)]
+
+    def _ready_pods(self, owner: dict[str, Any]) -> int:
+        return sum(1 for p in self._pods_of(owner) if not is_terminating(p) and is_ready(p))
+
     def _rs_ready(self, rs: dict[str, Any]) -> bool:
-        return self._ready(self._rs_key(rs), rs["spec"]["template"])
+        return self._ready_pods(rs) >= rs["spec"].get("replicas", 1)
 
     def _replicaset(self, rs: dict[str, Any]) -> None:
-        key = self._rs_key(rs)
+        """ReplicaSetController.manageReplicas: terminating pods are not counted; surplus pods go
+        unscheduled first, then not-ready, then the newest (controller.ActivePods ordering)."""
         want = rs["spec"].get("replicas", 1)
-        ready = want if self._ready(key, rs["spec"]["template"]) else 0
-        new_status = {"replicas": want, "fullyLabeledReplicas": want, "readyReplicas": ready,
+        active = [p for p in self._pods_of(rs) if not is_terminating(p)]
+        for _ in range(want - len(active)):
+            pod = new_pod(rs, rs["spec"]["template"])
+            active.append(self.pod_loop.create(pod, rs["metadata"]["namespace"]))
+        if len(active) > want:
+            ranked = sorted(active, key=lambda p: (bool(p["spec"].get("nodeName")), is_ready(p),
+                                                   -int(p["metadata"]["resourceVersion"])))
+            for pod in ranked[:len(active) - want]:
+                self.api.remove(self.api._rt("", "pods"), pod)
+            active = ranked[len(active) - want:]
+        ready = sum(1 for p in active if is_ready(p))
+        new_status = {"replicas": len(active), "fullyLabeledReplicas": len(active), "readyReplicas": ready,
                       "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
         self._set_status(rs, {k: v for k, v in new_status.items() if v != 0 or k == "replicas"})
 
     # -- DaemonSet ------------------------------------------------------------------------------
+    @staticmethod
+    def _ds_template(ds: dict[str, Any]) -> dict[str, Any]:
+        """The template plus the tolerations the DaemonSet controller adds to every daemon pod."""
+        template = clone(ds["spec"]["template"])
+        spec = template.setdefault("spec", {})
+        tolerations = spec.setdefault("tolerations", [])
+        extra = list(DAEMONSET_TOLERATIONS) + ([HOSTNETWORK_TOLERATION] if spec.get("hostNetwork") else [])
+        for tol in extra:
+            if not any(t.get("key") == tol["key"] and t.get("effect") == tol["effect"] for t in tolerations):
+                tolerations.append(dict(tol))
+        return template
+
+    def _ds_eligible(self, template: dict[str, Any], node: dict[str, Any]) -> bool:
+        """nodeShouldRunDaemonPod: node affinity/selector and NoSchedule/NoExecute taints."""
+        pod = {"metadata": {}, "spec": template.get("spec") or {}}
+        tolerations = (template.get("spec") or {}).get("tolerations") or []
+        return matches_node(pod, node) and all(
+            tolerates(tolerations, t) for t in node_taints(node) if t.get("effect") in ("NoSchedule", "NoExecute"))
+
     def _daemonset(self, ds: dict[str, Any]) -> None:
-        api = self.api
-        selector = ((ds["spec"].get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
-        nodes = [n for n in api.items(api._rt("", "nodes"))
-                 if all(n["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())]
-        desired = len(nodes)
-        key = f"{ds['metadata']['uid']}:{template_hash(ds['spec']['template'])}"
-        ready = desired if self._ready(key, ds["spec"]["template"]) else 0
-        new_status = {"currentNumberScheduled": desired, "desiredNumberScheduled": desired,
-                      "numberMisscheduled": 0, "numberReady": ready, "updatedNumberScheduled": desired,
-                      "numberAvailable": ready, "numberUnavailable": desired - ready,
+        template = self._ds_template(ds)
+        digest = template_hash(ds["spec"]["template"])
+        nodes = [n for n in self.pod_loop.nodes() if self._ds_eligible(template, n)]
+        names = {n["metadata"]["name"] for n in nodes}
+        pods = [p for p in self._pods_of(ds) if not is_terminating(p)]
+        for pod in [p for p in pods if self._ds_node(p) not in names]:
+            self.api.remove(self.api._rt("", "pods"), pod)
+        pods = [p for p in pods if self._ds_node(p) in names]
+        self._ds_roll(ds, template, pods, digest)
+        pods = [p for p in self._pods_of(ds) if not is_terminating(p) and self._ds_node(p) in names]
+        have = {self._ds_node(p) for p in pods}
+        for name in sorted(names - have):
+            pods.append(self._ds_pod(ds, template, name, digest))
+        self._ds_status(ds, pods, len(nodes), digest)
+
+    @staticmethod
+    def _ds_node(pod: dict[str, Any]) -> str:
+        terms = ((((pod["spec"].get("affinity") or {}).get("nodeAffinity") or {})
+                  .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or [])
+        for term in terms:
+            for field in term.get("matchFields") or []:
+                if field.get("key") == "metadata.name" and field.get("values"):
+                    return str(field["values"][0])
+        return str(pod["spec"].get("nodeName", ""))
+
+    def _ds_pod(self, ds: dict[str, Any], template: dict[str, Any], node: str, digest: str) -> dict[str, Any]:
+        """A daemon pod pinned by ``matchFields metadata.name`` (ReplaceDaemonSetPodNodeNameNodeAffinity)."""
+        template = clone(template)
+        affinity = template["spec"].setdefault("affinity", {}).setdefault("nodeAffinity", {})
+        affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]}
+        pod = new_pod(ds, template, labels={"controller-revision-hash": digest,
+                                            "pod-template-generation": str(ds["metadata"].get("generation", 1))})
+        return self.pod_loop.create(pod, ds["metadata"]["namespace"])
+
+    @staticmethod
+    def _scaled(value: Any, total: int) -> int:
+        """intstr.GetScaledValueFromIntOrPercent with roundUp, as the DaemonSet controller uses it."""
+        if isinstance(value, str) and value.endswith("%"):
+            return math.ceil(total * int(value[:-1]) / 100)
+        return int(value or 0)
+
+    def _ds_roll(self, ds: dict[str, Any], template: dict[str, Any], pods: list[dict[str, Any]],
+                 digest: str) -> None:
+        """DaemonSet RollingUpdate (pkg/controller/daemon/update.go rollingUpdate): with maxSurge 0,
+        delete outdated pods while fewer than maxUnavailable (default 1) are unavailable; with maxSurge,
+        start the new pod next to the old one (so hostPort pods cannot surge) and delete the old pod
+        once the new one is Ready; an unavailable old pod is replaced at once."""
+        strategy = ds["spec"].get("updateStrategy") or {}
+        if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+            return
+        rolling = strategy.get("rollingUpdate") or {}
+        nodes = {self._ds_node(p) for p in pods}
+        surge = self._scaled(rolling.get("maxSurge", 0), len(nodes))
+        if surge == 0:
+            pods = self._ds_one_per_node(pods)
+            self._ds_roll_unavailable(pods, digest, self._scaled(rolling.get("maxUnavailable", 1), len(nodes)) or 1)
+            return
+        surging = 0
+        for node in sorted(nodes):
+            here = [p for p in pods if self._ds_node(p) == node]
+            old = [p for p in here if p["metadata"].get("labels", {}).get("controller-revision-hash") != digest]
+            new = [p for p in here if p not in old]
+            if old and new and is_ready(new[0]) or old and not any(is_ready(p) for p in old):
+                for pod in old:
+                    self.api.remove(self.api._rt("", "pods"), pod)
+            elif old and new:
+                surging += 1
+            elif old and surging < surge:
+                self._ds_pod(ds, template, node, digest)
+                surging += 1
+
+    def _ds_one_per_node(self, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """podsShouldBeOnNode without surge: of several pods on a node keep the scheduled, oldest one
+        (podByCreationTimestampAndPhase) and delete the others."""
+        kept = []
+        for node in sorted({self._ds_node(p) for p in pods}):
+            here = sorted((p for p in pods if self._ds_node(p) == node),
+                          key=lambda p: (not p["spec"].get("nodeName"), p["metadata"].get("creationTimestamp", ""),
+                                         p["metadata"]["name"]))
+            kept.append(here[0])
+            for extra in here[1:]:
+                self.api.remove(self.api._rt("", "pods"), extra)
+        return kept
+
+    def _ds_roll_unavailable(self, pods: list[dict[str, Any]], digest: str, budget: int) -> None:
+        unavailable = sum(1 for p in pods if not is_ready(p))
+        for pod in pods:
+            if pod["metadata"].get("labels", {}).get("controller-revision-hash") != digest and unavailable < budget:
+                self.api.remove(self.api._rt("", "pods"), pod)
+                unavailable += 1
+
+    def _ds_status(self, ds: dict[str, Any], pods: list[dict[str, Any]], desired: int, digest: str) -> None:
+        """updateDaemonSetStatus, per node: scheduled, ready (any pod Ready) and updated (a current pod)."""
+        nodes = {self._ds_node(p) for p in pods}
+        ready = sum(1 for n in nodes if any(is_ready(p) for p in pods if self._ds_node(p) == n))
+        updated = sum(1 for n in nodes if any(self._ds_node(p) == n and p["metadata"].get("labels", {}).get(
+            "controller-revision-hash") == digest for p in pods))
+        new_status = {"currentNumberScheduled": len(nodes), "desiredNumberScheduled": desired,
+                      "numberMisscheduled": 0, "numberReady": ready, "updatedNumberScheduled": updated,
+                      "numberAvailable": ready, "numberUnavailable": max(desired - ready, 0),
                       "observedGeneration": ds["metadata"].get("generation", 1)}
         drop = ("numberAvailable", "numberUnavailable", "updatedNumberScheduled")
         self._set_status(ds, {k: v for k, v in new_status.items() if v != 0 or k not in drop})
 
     # -- StatefulSet -----------------------------------------------------------------------------
     def _statefulset(self, sts: dict[str, Any]) -> None:
+        """StatefulSet controller: ordinals 0..replicas-1, one pod per ordinal (a Terminating pod
+        blocks its ordinal), OrderedReady creation, RollingUpdate from the highest ordinal."""
         spec, meta = sts["spec"], sts["metadata"]
         want = spec.get("replicas", 1)
         revision = f"{meta['name']}-{template_hash(spec['template'])}"
-        key = f"{meta['uid']}:{revision}"
-        ready = self._ready(key, spec["template"])
+        pods = {p["metadata"]["name"]: p for p in self._pods_of(sts)}
+        for name, pod in list(pods.items()):
+            if self._ordinal(sts, name) >= want and not is_terminating(pod):
+                self.api.remove(self.api._rt("", "pods"), pod)
+                del pods[name]
+        ordered = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
+        for i in range(want):
+            name = f"{meta['name']}-{i}"
+            if name not in pods:
+                pods[name] = self._sts_pod(sts, i, revision)
+                if ordered:
+                    break
+            elif ordered and not (is_ready(pods[name]) and not is_terminating(pods[name])):
+                break
+        self._sts_roll(sts, pods, revision)
+        self._sts_status(sts, list(pods.values()), revision)
+
+    @staticmethod
+    def _ordinal(sts: dict[str, Any], name: str) -> int:
+        suffix = name[len(sts["metadata"]["name"]) + 1:]
+        return int(suffix) if suffix.isdigit() else -1
+
+    def _sts_pod(self, sts: dict[str, Any], ordinal: int, revision: str) -> dict[str, Any]:
+        meta = sts["metadata"]
+        name = f"{meta['name']}-{ordinal}"
+        template = clone(sts["spec"]["template"])
+        pod_spec = template.setdefault("spec", {})
+        pod_spec.setdefault("hostname", name)
+        if sts["spec"].get("serviceName"):
+            pod_spec.setdefault("subdomain", sts["spec"]["serviceName"])
+        volumes = pod_spec.setdefault("volumes", [])
+        for claim in self._claims(sts, ordinal):
+            tpl = claim["metadata"]["name"][:-len(f"-{name}")]
+            volumes[:] = [v for v in volumes if v.get("name") != tpl]
+            volumes.append({"name": tpl, "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}})
+        pod = new_pod(sts, template, name, {"controller-revision-hash": revision,
+                                            "statefulset.kubernetes.io/pod-name": name,
+                                            "apps.kubernetes.io/pod-index": str(ordinal)})
+        return self.pod_loop.create(pod, meta["namespace"])
+
+    def _sts_roll(self, sts: dict[str, Any], pods: dict[str, dict[str, Any]], revision: str) -> None:
+        if (sts["spec"].get("updateStrategy") or {}).get("type", "RollingUpdate") != "RollingUpdate":
+            return
+        if not pods or not all(is_ready(p) and not is_terminating(p) for p in pods.values()):
+            return
+        outdated = [p for p in pods.values() if p["metadata"]["labels"].get("controller-revision-hash") != revision]
+        if outdated:
+            last = max(outdated, key=lambda p: self._ordinal(sts, p["metadata"]["name"]))
+            self.api.remove(self.api._rt("", "pods"), last)
+            del pods[last["metadata"]["name"]]
+
+    def _sts_status(self, sts: dict[str, Any], pods: list[dict[str, Any]], revision: str) -> None:
+        meta, want = sts["metadata"], sts["spec"].get("replicas", 1)
         previous = (sts.get("status") or {}).get("currentRevision") or revision
-        self._claims(sts, want)
-        new_status = {"observedGeneration": meta.get("generation", 1), "replicas": want,
-                      "readyReplicas": want if ready else 0, "currentReplicas": want if ready else 0,
-                      "updatedReplicas": want if ready else 0, "availableReplicas": want if ready else 0,
-                      "currentRevision": revision if ready else previous, "updateRevision": revision,
-                      "collisionCount": 0}
+        ready = sum(1 for p in pods if is_ready(p) and not is_terminating(p))
+        updated = [p for p in pods if p["metadata"]["labels"].get("controller-revision-hash") == revision]
+        done = len(updated) == want and ready == want
+        current = revision if done else previous
+        new_status = {"observedGeneration": meta.get("generation", 1), "replicas": len(pods),
+                      "readyReplicas": ready,
+                      "currentReplicas": sum(1 for p in pods
+                                             if p["metadata"]["labels"].get("controller-revision-hash") == current),
+                      "updatedReplicas": len(updated), "availableReplicas": ready,
+                      "currentRevision": current, "updateRevision": revision, "collisionCount": 0}
         keep = ("replicas", "collisionCount", "observedGeneration")
         self._set_status(sts, {k: v for k, v in new_status.items() if v != 0 or k in keep})
 
-    def _claims(self, sts: dict[str, Any], replicas: int) -> None:
+    def _claims(self, sts: dict[str, Any], ordinal: int) -> list[dict[str, Any]]:
+        """The ordinal's claims ``<template>-<sts>-<ordinal>``, created when missing (kept on scale-down)."""
         api = self.api
         pvc_type = api._rt("", "persistentvolumeclaims")
         ns = sts["metadata"]["namespace"]
+        claims = []
         for template in sts["spec"].get("volumeClaimTemplates") or []:
-            for i in range(replicas):
-                name = f"{template['metadata']['name']}-{sts['metadata']['name']}-{i}"
-                if api.lookup(pvc_type, ns, name) is None:
-                    labels = dict(sts["spec"].get("selector", {}).get("matchLabels", {}))
-                    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                             "metadata": {"name": name, "labels": labels},
-                             "spec": clone(template.get("spec") or {})}
-                    claim = api._prepare_create(pvc_type, claim, ns)
-                    claim["spec"].setdefault("volumeMode", "Filesystem")
-                    claim["spec"].setdefault("storageClassName", "local-path")
-                    claim["status"] = {"phase": "Pending"}
-                    api.store(pvc_type, claim)
+            name = f"{template['metadata']['name']}-{sts['metadata']['name']}-{ordinal}"
+            claim = api.lookup(pvc_type, ns, name)
+            if claim is None:
+                labels = dict(sts["spec"].get("selector", {}).get("matchLabels", {}))
+                claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                         "metadata": {"name": name, "labels": labels},
+                         "spec": clone(template.get("spec") or {})}
+                claim = api._prepare_create(pvc_type, claim, ns)
+                claim["spec"].setdefault("volumeMode", "Filesystem")
+                claim["spec"].setdefault("storageClassName", "local-path")
+                claim["status"] = {"phase": "Pending"}
+                api.store(pvc_type, claim)
+            claims.append(claim)
+        return claims
 
     # -- Job -------------------------------------------------------------------------------------
     def _job(self, job: dict[str, Any]) -> None:
@@ -316,7 +529,8 @@ class Controllers:
 
     # -- PersistentVolumeClaim -------------------------------------------------------------------
     def _pvc(self, pvc: dict[str, Any]) -> None:
-        if (pvc.get("status") or {}).get("phase") == "Bound":
+        """local-path (WaitForFirstConsumer) claims wait for a pod; other classes bind at once."""
+        if (pvc.get("status") or {}).get("phase") == "Bound" or self.pod_loop.provision(pvc):
             return
         spec = pvc["spec"]
         storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")

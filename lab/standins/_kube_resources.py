@@ -76,6 +76,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("ing",), ("status",)),
     ResourceType("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False),
     ResourceType("batch", "v1", "jobs", "Job", True, (), ("status",), categories=("all",)),
+    ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
     ResourceType("batch", "v1", "cronjobs", "CronJob", True, ("cj",), ("status",), categories=("all",)),
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
                  False, ("crd", "crds"), ("status",)),

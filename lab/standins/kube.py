@@ -181,6 +181,14 @@ class KubeStandIn(StandIn):
         self.store(rt, prepared)
         return clone(prepared)
 
+    def set_node_ready(self, name: str, state: str = "True") -> None:
+        """Set a Node's Ready condition ("False": kubelet reports NotReady, "Unknown": it stopped
+        posting, as the node lifecycle controller marks an unreachable node)."""
+        from ._kube_pods import set_ready_condition
+
+        with self._lock:
+            set_ready_condition(self, name, state)
+
     def declare_images(self, images: list[str] | None) -> None:
         """Declare images as existing (``None``: every image exists)."""
         with self._lock:
@@ -966,6 +974,9 @@ class KubeStandIn(StandIn):
                 obj["status"] = {"phase": "Pending"}
         elif spec is not None and rt.group in ("apps", "batch"):
             self._workload_defaults(kind, obj, spec)
+        elif kind == "Pod" and spec is not None and old is None:
+            from ._kube_pods import pod_defaults
+            pod_defaults(spec)
 
     @staticmethod
     def _secret_defaults(obj: dict[str, Any]) -> None:
