@@ -143,6 +143,18 @@ def toleration_seconds(pod: dict[str, Any], taint_key: str) -> int | None:
     return max(min(timed), 0) if timed else None
 
 
+KUBELET_ANNOTATION = "lab.honeydue/kubelet"  # "process": a real lab kubelet (lab/k3s/_kubelet.py) runs the node
+HELM_CHART_LABEL = "helmcharts.helm.cattle.io/chart"
+
+
+def status_owned_elsewhere(pod: dict[str, Any], node: dict[str, Any]) -> bool:
+    """Whether another component writes this pod's container states: the node's real kubelet
+    process, or the helm controller (the helm-install pod's container is the helm run it models)."""
+    if (node["metadata"].get("annotations") or {}).get(KUBELET_ANNOTATION) == "process":
+        return True
+    return HELM_CHART_LABEL in (pod["metadata"].get("labels") or {})
+
+
 def is_terminating(pod: dict[str, Any]) -> bool:
     return bool(pod["metadata"].get("deletionTimestamp"))
 
@@ -314,7 +326,7 @@ class PodLoop:
                 continue
             if node_ready(node) != "True":
                 self._mark_not_ready(pod)
-            else:
+            elif not status_owned_elsewhere(pod, node):
                 self._run(pod, node)
 
     def _mark_not_ready(self, pod: dict[str, Any]) -> None:

@@ -153,13 +153,16 @@ class KubeStandIn(StandIn):
             return clone(found) if found is not None else None
 
     def register_node(self, name: str, addresses: list[str] | None = None,
-                      labels: dict[str, str] | None = None) -> dict[str, Any]:
-        """Register a Ready node (K3s agent) with internal IPs ``addresses``."""
+                      labels: dict[str, str] | None = None, kubelet: str = "simulated") -> dict[str, Any]:
+        """Register a Ready node (K3s agent) with internal IPs ``addresses``. ``kubelet="process"``:
+        a real lab kubelet (lab/k3s/_kubelet.py) runs its pods, so the stand-in leaves their status alone."""
         node_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
                        "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
                        "node.kubernetes.io/instance-type": "k3s", **(labels or {})}
         now = now_rfc3339()
-        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": node_labels},
+        annotations = {"lab.honeydue/kubelet": kubelet} if kubelet != "simulated" else {}
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": node_labels,
+                                                               **({"annotations": annotations} if annotations else {})},
                 "spec": {"podCIDR": f"10.42.{len(self.objects[self._rt('', 'nodes')])}.0/24"},
                 "status": {"addresses": [{"type": "InternalIP", "address": a} for a in addresses or []]
                            + [{"type": "Hostname", "address": name}],
