@@ -41,6 +41,7 @@ class Controllers:
     def __init__(self, api: "KubeStandIn") -> None:
         self.api = api
         self.since: dict[str, float] = {}  # rollout start per (object uid, template hash)
+        self.progress: dict[str, tuple[int, int, int]] = {}  # last seen rollout state per new ReplicaSet
         self.pod_loop = PodLoop(api)
 
     def reconcile(self, passes: int = 12) -> None:
@@ -133,19 +134,95 @@ class Controllers:
         self._set_revision(d, current["metadata"]["annotations"][REVISION])
         key = self._rs_key(current)
         self._started(key)
-        if current["spec"].get("replicas") != spec.get("replicas", 1):
-            current["spec"]["replicas"] = spec.get("replicas", 1)
-            current["metadata"]["resourceVersion"] = api.next_rv()
-        old = [rs for rs in owned if rs is not current]
-        ready = self._rs_ready(current)
-        if ready:
-            for rs in old:
-                if rs["spec"].get("replicas"):
-                    rs["spec"]["replicas"] = 0
-                    rs["metadata"]["resourceVersion"] = api.next_rv()
+        old = sorted((rs for rs in owned if rs is not current), key=lambda rs: rs["metadata"]["creationTimestamp"])
+        if (spec.get("strategy") or {}).get("type") == "Recreate":
+            self._recreate(d, current, old)
+        else:
+            self._roll(d, current, old)
+        want = spec.get("replicas", 1)
+        progress = (current["spec"].get("replicas"), self._available(current),
+                    sum(rs["spec"].get("replicas", 0) for rs in old))
+        if self.progress.get(key) != progress:  # deploymentutil: any scaling or new availability is progress
+            self.progress[key] = progress
+            self.since[key] = time.monotonic()
+        ready = (current["spec"].get("replicas") == want and self._ready_pods(current) >= want
+                 and not any(rs["spec"].get("replicas") or self._active_pods(rs) for rs in old))
         self._prune_history(d, old)
         self._deployment_status(d, current, [rs for rs in old if api.lookup(rs_type, ns, rs["metadata"]["name"])],
                                 ready, key)
+
+    def _scale(self, rs: dict[str, Any], replicas: int) -> None:
+        if rs["spec"].get("replicas") != replicas:
+            rs["spec"]["replicas"] = replicas
+            rs["metadata"]["resourceVersion"] = self.api.next_rv()
+
+    def _active_pods(self, rs: dict[str, Any]) -> int:
+        return sum(1 for p in self._pods_of(rs) if not is_terminating(p))
+
+    def _available(self, rs: dict[str, Any]) -> int:
+        return min(self._ready_pods(rs), rs["spec"].get("replicas", 0))
+
+    @staticmethod
+    def _surge_unavailable(spec: dict[str, Any], want: int) -> tuple[int, int]:
+        """deploymentutil.ResolveFenceposts: maxSurge rounds up, maxUnavailable down (defaults 25%);
+        both zero means maxUnavailable 1."""
+        rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+
+        def resolve(value: Any, round_up: bool) -> int:
+            if isinstance(value, str) and value.endswith("%"):
+                exact = want * int(value[:-1]) / 100
+                return math.ceil(exact) if round_up else math.floor(exact)
+            return int(value)
+
+        surge = resolve(rolling.get("maxSurge", "25%"), True)
+        unavailable = resolve(rolling.get("maxUnavailable", "25%"), False)
+        return surge, (1 if surge == 0 and unavailable == 0 else unavailable)
+
+    def _roll(self, d: dict[str, Any], new: dict[str, Any], old: list[dict[str, Any]]) -> None:
+        """The deployment controller's rolling update (``rolling.go``): scale the new ReplicaSet up
+        to ``replicas + maxSurge`` pods in all, and old ones down while at least
+        ``replicas - maxUnavailable`` stay available (unhealthy old pods go first)."""
+        want = d["spec"].get("replicas", 1)
+        surge, unavailable = self._surge_unavailable(d["spec"], want)
+        every = [new, *old]
+        total = sum(rs["spec"].get("replicas", 0) for rs in every)
+        current = new["spec"].get("replicas", 0)
+        if current > want:
+            self._scale(new, want)
+        elif current < want:
+            self._scale(new, current + max(0, min(want + surge - total, want - current)))
+        if not any(rs["spec"].get("replicas") for rs in old):
+            return
+        min_available = want - unavailable
+        total = sum(rs["spec"].get("replicas", 0) for rs in every)
+        new_unavailable = new["spec"].get("replicas", 0) - self._available(new)
+        budget = total - min_available - new_unavailable
+        if budget <= 0:
+            return
+        for rs in old:  # cleanupUnhealthyReplicas
+            unhealthy = rs["spec"].get("replicas", 0) - self._available(rs)
+            cut = min(unhealthy, budget)
+            if cut > 0:
+                self._scale(rs, rs["spec"]["replicas"] - cut)
+                budget -= cut
+        available = sum(self._available(rs) for rs in every)
+        down = available - min_available
+        for rs in old:  # scaleDownOldReplicaSetsForRollingUpdate
+            if down <= 0:
+                break
+            cut = min(rs["spec"].get("replicas", 0), down)
+            if cut > 0:
+                self._scale(rs, rs["spec"]["replicas"] - cut)
+                down -= cut
+
+    def _recreate(self, d: dict[str, Any], new: dict[str, Any], old: list[dict[str, Any]]) -> None:
+        """Recreate: every old pod gone (terminating ones included) before the new ReplicaSet scales up."""
+        for rs in old:
+            self._scale(rs, 0)
+        if any(self._pods_of(rs) for rs in old):
+            self._scale(new, 0)
+            return
+        self._scale(new, d["spec"].get("replicas", 1))
 
     @staticmethod
     def _template_of(rs: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +248,7 @@ class Controllers:
                                            "deployment.kubernetes.io/desired-replicas": str(replicas),
                                            "deployment.kubernetes.io/max-replicas": str(replicas + 1)},
                            "ownerReferences": [self._owner_ref(d)]},
-              "spec": {"replicas": replicas, "selector": selector, "template": template}}
+              "spec": {"replicas": 0, "selector": selector, "template": template}}
         rs = api._prepare_create(rs_type, rs, d["metadata"]["namespace"])
         api.store(rs_type, rs)
         return rs
@@ -201,17 +278,18 @@ class Controllers:
                            ready: bool, key: str) -> None:
         spec = d["spec"]
         want = spec.get("replicas", 1)
-        old_ready = sum(self._ready_pods(rs) for rs in old)
-        total = want + sum(rs["spec"].get("replicas", 0) for rs in old)
-        available = min(self._ready_pods(current), want) + old_ready
+        every = [current, *old]
+        total = sum(self._active_pods(rs) for rs in every)
+        available = sum(self._available(rs) for rs in every)
         previous = (d.get("status") or {}).get("conditions") or []
         max_unavailable = self._max_unavailable(spec, want)
         conditions = [self._available_condition(previous, available >= want - max_unavailable),
                       self._progressing_condition(previous, d, current, ready, key)]
         new_status: dict[str, Any] = {"observedGeneration": d["metadata"].get("generation", 1), "replicas": total,
-                                      "updatedReplicas": want, "readyReplicas": available,
+                                      "updatedReplicas": self._active_pods(current),
+                                      "readyReplicas": sum(self._ready_pods(rs) for rs in every),
                                       "availableReplicas": available,
-                                      "unavailableReplicas": max(total - available, 0),
+                                      "unavailableReplicas": max(want - available, 0),
                                       "conditions": conditions}
         new_status = {k: v for k, v in new_status.items() if v != 0}
         self._set_status(d, new_status)

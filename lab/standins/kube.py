@@ -16,6 +16,7 @@ import base64
 from collections import deque
 import ipaddress
 import json
+import threading
 import time
 import urllib.request
 import uuid
@@ -40,6 +41,7 @@ from ._server import Request, Response, StandIn
 
 GIT_VERSION = "v1.34.1+k3s1"
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+CONTROLLER_TICK = 0.05  # seconds between two background passes of the controllers
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
 _FIELD_SELECTABLE = {"pods": {"spec.nodeName", "status.phase", "spec.restartPolicy", "spec.schedulerName",
@@ -101,6 +103,28 @@ class KubeStandIn(StandIn):
             if crd:
                 self._seed(self._rt("apiextensions.k8s.io", "customresourcedefinitions"), clone(crd))
         self.helm.seed()
+
+    def start(self) -> "KubeStandIn":
+        """Serve, and run the controllers every 50 ms as well (they progress without requests,
+        as kube-controller-manager does: a rollout moves on while nobody asks)."""
+        super().start()
+        self._ticking = threading.Event()
+        threading.Thread(target=self._tick, args=(self._ticking,), name="kube-controllers", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        ticking = getattr(self, "_ticking", None)
+        if ticking is not None:
+            ticking.set()
+        super().stop()
+
+    def _tick(self, stopped: threading.Event) -> None:
+        while not stopped.wait(CONTROLLER_TICK):
+            with self._lock:
+                try:
+                    self.controllers.reconcile()
+                except Exception as exc:  # noqa: BLE001 - a controller bug must show, not stop the loop
+                    self.contract_violations.append(f"controllers: {exc!r}")
 
     @staticmethod
     def _rt(group: str, plural: str) -> ResourceType:

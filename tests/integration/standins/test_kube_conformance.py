@@ -322,8 +322,11 @@ def test_deployment_rollout_and_revisions(kube_api, k: Client) -> None:
         {"name": "app", "image": "nginx:1.28"}]}}}}, "application/strategic-merge-patch+json")
     rollout = k("GET", f"{DEPLOYMENTS}/web")[1]
     assert rollout["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
-    assert rollout["status"]["replicas"] == 4 and rollout["status"]["updatedReplicas"] == 2
-    time.sleep(0.1)
+    # a rolling update with the defaults (maxSurge 25% rounds up to 1, maxUnavailable 25% down to 0):
+    # one new pod at a time beside the two old ones
+    assert rollout["status"]["replicas"] == 3 and rollout["status"]["updatedReplicas"] == 1
+    assert rollout["status"]["availableReplicas"] == 2
+    time.sleep(0.3)
     replicasets = k("GET", "/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3Dweb")[1]["items"]
     by_revision = {rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: rs for rs in replicasets}
     assert by_revision["1"]["spec"]["replicas"] == 0 and by_revision["2"]["spec"]["replicas"] == 2
