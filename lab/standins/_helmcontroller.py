@@ -324,7 +324,7 @@ class HelmController:
         a DaemonSet, a Service that was disabled)."""
         from . import _kube_resources as kres
 
-        keep = {(o["apiVersion"], o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects}
+        keep = {(o["apiVersion"], o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects}
         for api_version, kind, ns, obj_name in self.rendered.get(name, set()) - keep:
             rt = kres.by_kind(api_version, kind)
             found = self.api.lookup(rt, ns, obj_name) if rt is not None else None
@@ -342,15 +342,16 @@ class HelmController:
         rt = kres.by_kind(obj["apiVersion"], obj["kind"])
         if rt is None:
             return f'resource mapping not found for name: "{obj["metadata"]["name"]}" kind: "{obj["kind"]}"'
-        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        ns, name = obj["metadata"].get("namespace", "") if rt.namespaced else "", obj["metadata"]["name"]
         prefix = f"/apis/{rt.group}/{rt.version}" if rt.group else f"/api/{rt.version}"
+        collection = f"{prefix}/namespaces/{ns}/{rt.plural}" if rt.namespaced else f"{prefix}/{rt.plural}"
         current = self.api.lookup(rt, ns, name)
         if current is None:
-            req = self._request("POST", f"{prefix}/namespaces/{ns}/{rt.plural}", obj)
+            req = self._request("POST", collection, obj)
         else:
             body = json.loads(json.dumps(obj))
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            req = self._request("PUT", f"{prefix}/namespaces/{ns}/{rt.plural}/{name}", body)
+            req = self._request("PUT", f"{collection}/{name}", body)
         try:
             answer = self.api._route(req)
         except KubeError as err:

@@ -23,6 +23,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from . import _kube_endpoints
 from ._kube_objects import clone, now_rfc3339, template_hash
 from ._kube_pods import (DAEMONSET_TOLERATIONS, HOSTNETWORK_TOLERATION, PodLoop, is_ready, is_terminating,
                          new_pod)
@@ -42,6 +43,9 @@ class Controllers:
         self.api = api
         self.since: dict[str, float] = {}  # rollout start per (object uid, template hash)
         self.progress: dict[str, tuple[int, int, int]] = {}  # last seen rollout state per new ReplicaSet
+        self.slices: dict[str, dict[str, dict[str, Any]]] = {}      # published endpoints per slice
+        self.slice_seen: dict[str, dict[str, tuple[float, Any]]] = {}
+        self.slice_names: dict[str, str] = {}
         self.pod_loop = PodLoop(api)
 
     def reconcile(self, passes: int = 12) -> None:
@@ -73,6 +77,47 @@ class Controllers:
             self._job(job)
         for pvc in api.items(api._rt("", "persistentvolumeclaims")):
             self._pvc(pvc)
+        self._endpoint_slices()
+
+    # -- EndpointSlices --------------------------------------------------------------------------
+    def _endpoint_slices(self) -> None:
+        """The endpointslice controller (``_kube_endpoints``): a slice per Service with a selector and
+        port mapping, following its pods' readiness ``api.endpoint_delay`` seconds late."""
+        api = self.api
+        slice_type = api._rt("discovery.k8s.io", "endpointslices")
+        now = time.monotonic()
+        wanted_names: set[tuple[str, str]] = set()
+        for svc in api.items(api._rt("", "services")):
+            if not (svc.get("spec") or {}).get("selector"):
+                continue
+            ns, uid = svc["metadata"]["namespace"], svc["metadata"]["uid"]
+            pods = self.pod_loop.pods(ns)
+            for mapping, wanted in (_kube_endpoints.desired(svc, pods) or {(): {}}).items():
+                key = f"{uid}/{mapping}"
+                published, seen = _kube_endpoints.propagate(self.slices.get(key, {}), wanted,
+                                                            self.slice_seen.get(key, {}), now, api.endpoint_delay)
+                self.slices[key], self.slice_seen[key] = published, seen
+                name = self.slice_names.setdefault(key, f"{svc['metadata']['name']}-{template_hash({'k': key})[:5]}")
+                wanted_names.add((ns, name))
+                obj = _kube_endpoints.slice_object(svc, name, mapping, list(published.values()))
+                self._put_slice(slice_type, ns, name, obj)
+        for obj in api.items(slice_type):
+            meta = obj["metadata"]
+            managed = (meta.get("labels") or {}).get("endpointslice.kubernetes.io/managed-by")
+            if managed == _kube_endpoints.MANAGED_BY and (meta["namespace"], meta["name"]) not in wanted_names:
+                api.remove(slice_type, obj)
+
+    def _put_slice(self, slice_type: Any, ns: str, name: str, obj: dict[str, Any]) -> None:
+        api = self.api
+        old = api.lookup(slice_type, ns, name)
+        if old is None:
+            api.store(slice_type, api._prepare_create(slice_type, obj, ns))
+            return
+        if {k: old.get(k) for k in ("endpoints", "ports")} != {k: obj.get(k) for k in ("endpoints", "ports")}:
+            new = clone(old)
+            new["endpoints"], new["ports"] = obj["endpoints"], obj["ports"]
+            new["metadata"]["resourceVersion"] = api.next_rv()
+            api.store(slice_type, new)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _started(self, key: str) -> float:

@@ -64,6 +64,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     _core("serviceaccounts", "ServiceAccount", short=("sa",), sub=("token",)),
     _core("events", "Event", short=("ev",)),
     _core("endpoints", "Endpoints", short=("ep",)),
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     ResourceType("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("status", "scale"),
                  categories=("all",)),
     ResourceType("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale"),

@@ -92,6 +92,7 @@ def _defaults(chart: str) -> dict[str, Any]:
         "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "logs": {"access": {"enabled": False, "format": None}},
         "tlsOptions": {}, "tlsStore": {}, "additionalArguments": [], "global": glob,
+        "ingressClass": {"enabled": True, "isDefaultClass": True, "name": ""},
         "priorityClassName": "", "tolerations": [],
         "podSecurityContext": pod_sc,
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
@@ -232,7 +233,7 @@ _SUPPORTED = (
     "providers.kubernetesCRD.enabled", "updateStrategy", "logs.access.enabled", "logs.access.format",
     "tlsOptions", "tlsStore", "additionalArguments", "global.checkNewVersion", "global.sendAnonymousUsage",
     "global.notAppendXForwardedFor", "global.systemDefaultRegistry", "priorityClassName", "tolerations",
-    "podSecurityContext", "securityContext",
+    "podSecurityContext", "securityContext", "ingressClass",
 )
 
 
@@ -487,4 +488,16 @@ def render(values: dict[str, Any], chart: str, namespace: str = "kube-system") -
     service = _service(values, chart, namespace)
     if service is not None:
         objects.append(service)
-    return objects + _tls_objects(values, chart, namespace)
+    return objects + _ingress_class(values, chart, namespace) + _tls_objects(values, chart, namespace)
+
+
+def _ingress_class(values: dict[str, Any], chart: str, namespace: str) -> list[dict[str, Any]]:
+    """``templates/ingressclass.yaml`` (same at 37.1.0 and 40.0.0): the default IngressClass."""
+    config = values.get("ingressClass") or {}
+    if not config.get("enabled"):
+        return []
+    return [{"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+             "metadata": {"name": config.get("name") or "traefik", "labels": _labels(chart, namespace)[1],
+                          "annotations": {"ingressclass.kubernetes.io/is-default-class":
+                                          str(bool(config.get("isDefaultClass"))).lower()}},
+             "spec": {"controller": "traefik.io/ingress-controller"}}]

@@ -78,6 +78,7 @@ class KubeStandIn(StandIn):
         self.configured_images = None if images is None else set(images)
         self.registry_url = registry_url
         self.rollout_seconds = rollout_seconds
+        self.endpoint_delay = 1.0  # seconds from a pod's readiness change to its EndpointSlice
         self.deadline_factor = deadline_factor
         self.initial_nodes = nodes
         super().__init__(token=token, port=port)

@@ -37,7 +37,7 @@ def test_issue14_values_are_valid_and_render_a_hostnetwork_daemonset(version: st
     values = merged(version, issue14(version))
     assert chart.validate(values, version) is None
     objects = chart.render(values, version)
-    assert [o["kind"] for o in objects] == ["DaemonSet"]  # service disabled: no Service
+    assert [o["kind"] for o in objects] == ["DaemonSet", "IngressClass"]  # service disabled: no Service
     ds = objects[0]
     assert ds["metadata"]["name"] == "traefik" and ds["metadata"]["namespace"] == "kube-system"
     assert ds["spec"]["updateStrategy"] == {"type": "RollingUpdate",
@@ -62,7 +62,7 @@ def test_published_service_flag_follows_service_and_toggle() -> None:
     args = chart.render(merged("40.0.0"), "40.0.0")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--providers.kubernetesingress.ingressendpoint.publishedservice=kube-system/traefik" in args
     kinds = [o["kind"] for o in chart.render(merged("40.0.0"), "40.0.0")]
-    assert kinds == ["Deployment", "Service"]
+    assert kinds == ["Deployment", "Service", "IngressClass"]
 
 
 def test_top_level_typo_fails_on_39_and_40_but_not_37() -> None:
@@ -146,7 +146,16 @@ def test_tls_option_and_store_objects() -> None:
     objects = chart.render(merged("40.0.0", values), "40.0.0")
     extra = {(o["kind"], o["metadata"]["name"]): o["spec"] for o in objects[2:]}
     assert extra == {("TLSOption", "mtls"): values["tlsOptions"]["mtls"],
-                     ("TLSStore", "default"): values["tlsStore"]["default"]}
+                     ("TLSStore", "default"): values["tlsStore"]["default"],
+                     ("IngressClass", "traefik"): {"controller": "traefik.io/ingress-controller"}}
+
+
+def test_default_ingress_class() -> None:
+    ingress_class = [o for o in chart.render(merged("37.1.0"), "37.1.0") if o["kind"] == "IngressClass"]
+    assert [(o["metadata"]["name"], o["metadata"]["annotations"]) for o in ingress_class] == [
+        ("traefik", {"ingressclass.kubernetes.io/is-default-class": "true"})]
+    off = chart.render(merged("37.1.0", {"ingressClass": {"enabled": False}}), "37.1.0")
+    assert "IngressClass" not in [o["kind"] for o in off]
 
 
 def test_unmodelled_value_is_an_explicit_error() -> None:

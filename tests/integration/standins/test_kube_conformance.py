@@ -456,3 +456,22 @@ def test_watch_from_a_resource_version_sends_what_changed_after_it(kube_api, k) 
     events, _ = _watch(kube_api.url + f"/api/v1/namespaces/w/configmaps?watch=1&resourceVersion={rv}", 1)
     assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in events] == [("ERROR", 410, "Expired")]
     assert events[0]["object"]["message"].startswith(f"too old resource version: {rv} (")
+
+
+def test_endpoint_slices_follow_ready_pods_a_second_late(kube_api, k: Client) -> None:
+    kube_api.rollout_seconds = 0.0
+    k("POST", DEPLOYMENTS, deployment(replicas=2))
+    k("POST", "/api/v1/namespaces/default/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+    slices_url = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=" + \
+        urllib.request.quote("kubernetes.io/service-name=web")
+    early = k("GET", slices_url)[1]["items"]
+    assert len(early) == 1 and not early[0]["endpoints"], "no endpoint before the propagation delay"
+    time.sleep(1.3)
+    ready = k("GET", slices_url)[1]["items"][0]
+    assert len(ready["endpoints"]) == 2 and all(e["conditions"]["ready"] for e in ready["endpoints"])
+    assert ready["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
+    assert ready["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "endpointslice-controller.k8s.io"
+    pods = {p["metadata"]["name"] for p in k("GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb")[1]["items"]}
+    assert {e["targetRef"]["name"] for e in ready["endpoints"]} == pods
