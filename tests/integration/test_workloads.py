@@ -8,12 +8,10 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +85,125 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _play(cluster: dict[str, Any], tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"hosts": "localhost", "gather_facts": False,
+             "module_defaults": {"group/kubernetes.core.k8s": {"kubeconfig": str(cluster["kubeconfig"])}},
+             "tasks": tasks}]
+
+
+def _get(cluster: dict[str, Any], path: str) -> dict[str, Any]:
+    req = urllib.request.Request(cluster["api"].url + path, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=5) as answer:
+        return json.loads(answer.read())
+
+
+def _through_traefik(node_ip: str, path: str = "/api/health/", host: str = f"api.{DOMAIN}",
+                     timeout: float = 3) -> tuple[int, dict[str, Any] | str]:
+    req = urllib.request.Request(f"http://{node_ip}{path}", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        body = err.read().decode(errors="replace")
+        try:
+            return err.code, json.loads(body)
+        except ValueError:
+            return err.code, body
+    except OSError as err:
+        return 0, str(err)
+
+
+def _wait(what: str, check, timeout: float = 60, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def _pods(cluster: dict[str, Any], selector: str, namespace: str = "app") -> list[dict[str, Any]]:
+    return _get(cluster, f"/api/v1/namespaces/{namespace}/pods?labelSelector={urllib.request.quote(selector)}")["items"]
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
+
+
+def _app_objects(cluster: dict[str, Any], name: str, tag: str, replicas: int, *, pull_secret: bool = True,
+                 deadline: int = 600) -> list[dict[str, Any]]:
+    image = f"{cluster['registry'].host}/honeydue/api:{tag}"
+    probe = {"httpGet": {"path": "/api/health/", "port": "http"}, "periodSeconds": 1, "failureThreshold": 2}
+    pod_spec: dict[str, Any] = {
+        "containers": [{"name": "api", "image": image, "ports": [{"name": "http", "containerPort": 8000}],
+                        "startupProbe": {**probe, "failureThreshold": 30}, "readinessProbe": probe,
+                        "lifecycle": {"preStop": {"sleep": {"seconds": 2}}}}],
+        "terminationGracePeriodSeconds": 10}
+    if pull_secret:
+        pod_spec["imagePullSecrets"] = [{"name": "registry"}]
+    labels = {"app": name}
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "app"},
+         "spec": {"replicas": replicas, "progressDeadlineSeconds": deadline, "selector": {"matchLabels": labels},
+                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                  "template": {"metadata": {"labels": labels}, "spec": pod_spec}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "app"},
+         "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": "app"},
+         "spec": {"ingressClassName": "traefik", "rules": [{"host": f"{name}.{DOMAIN}", "http": {"paths": [
+             {"path": "/", "pathType": "Prefix",
+              "backend": {"service": {"name": name, "port": {"name": "http"}}}}]}}]}},
+    ]
+
+
+def _apply(cluster: dict[str, Any], playbook, objects: list[dict[str, Any]], *, wait: bool = False,
+           wait_timeout: int = 90):
+    tasks = [{"name": f"{o['kind']} {o['metadata']['name']}",
+              "kubernetes.core.k8s": {"state": "present", "definition": o, "apply": True,
+                                      "server_side_apply": {"field_manager": "honeydue"},
+                                      **({"wait": True, "wait_sleep": 1, "wait_timeout": wait_timeout}
+                                         if wait and o["kind"] == "Deployment" else {})}}
+             for o in objects]
+    return playbook(_play(cluster, tasks))
+
+
+@pytest.fixture(scope="module")
+def app(cluster) -> dict[str, Any]:
+    """Namespace, the registry pull secret and Traefik's HelmChartConfig, applied as an operator would."""
+    api: KubeStandIn = cluster["api"]
+    api.deadline_factor = 1.0  # real progress deadlines: the kubelet is real
+    auth = base64.b64encode(f"{PULL_USER}:{PULL_PASSWORD}".encode()).decode()
+    docker = {"auths": {cluster["registry"].host: {"auth": auth}}}
+    objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}},
+               {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                "metadata": {"name": "registry", "namespace": "app"},
+                "data": {".dockerconfigjson": base64.b64encode(json.dumps(docker).encode()).decode()}},
+               HCC]
+    with api._lock:
+        for obj in objects:
+            from lab.standins._server import Request
+            rt_path = {"Namespace": "/api/v1/namespaces", "Secret": "/api/v1/namespaces/app/secrets",
+                       "HelmChartConfig": "/apis/helm.cattle.io/v1/namespaces/kube-system/helmchartconfigs"}
+            raw = json.dumps(obj).encode()
+            answer = api.handle(Request("POST", rt_path[obj["kind"]], {}, {"authorization": f"Bearer {TOKEN}",
+                                                                             "content-type": "application/json"},
+                                        raw, obj))
+            assert answer.status == 201, answer.body
+    return cluster
+
+
+# -- the tests ----------------------------------------------------------------------------------
+def test_traefik_daemonset_binds_port_80_on_every_node(app) -> None:
+    ds = _wait("the Traefik DaemonSet on 3 nodes", lambda: (
+        (d := _get(app, "/apis/apps/v1/namespaces/kube-system/daemonsets/traefik"))
+        and d.get("status", {}).get("numberReady") == 3 and d))
+    assert ds["spec"]["template"]["spec"]["hostNetwork"] is True
+    for i in (1, 2, 3):
+        code, body = _wait(f"Traefik on node {i}", lambda i=i: (r := _through_traefik(app["lab"].node_ip(i), "/",
+                                                                                       "nobody.example.test"))[0] and r)
+        assert (code, body) == (404, "404 page not found\n"), "a real proxy, with no route for that host"

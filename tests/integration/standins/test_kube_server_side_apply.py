@@ -112,6 +112,13 @@ def test_a_label_dropped_from_the_applied_configuration_is_removed(kube_api, kub
 
 def test_a_second_identical_apply_changes_nothing(kube_api, kubeconfig, playbook) -> None:
     run = _run(playbook, kubeconfig, [_apply("first", _deployment(), "ansible")])
+    import time
+    for _ in range(100):  # the rollout settles first: its status writes move resourceVersion, as on a cluster
+        before = kube_api.get_object("apps", "deployments", "shop", "web")
+        if (before.get("status") or {}).get("availableReplicas") == 2:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
     before = kube_api.get_object("apps", "deployments", "shop", "web")
     run = _run(playbook, kubeconfig, [_apply("again", _deployment(), "ansible")])
     assert run.task_results("again")["changed"] is False
