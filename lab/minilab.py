@@ -86,7 +86,8 @@ class MiniLab:
         images_file.write_text(json.dumps(images or {}))
         for i, name in enumerate(node_names, start=1):
             log = open(self.state / f"kubelet-{name}.log", "ab")  # noqa: SIM115 - owned by the child
-            env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_KUBELET_CWD": str(REPO)}
+            env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_KUBELET_CWD": str(REPO),
+                   "LAB_MINILAB_PREFIX": self.prefix}
             self.kubelets.append(subprocess.Popen(
                 ["ip", "netns", "exec", self.node_ns(i), sys.executable, "-m", "lab.k3s._kubelet",
                  "--api", api_url, "--token-file", str(token_file), "--node", name,
@@ -115,8 +116,24 @@ class MiniLab:
                 proc.kill()
         self.kubelets.clear()
 
+    def pod_pid(self, node: str, pod_uid: str, container: str) -> int:
+        """The pid of a pod's container process (the kubelet writes it beside the container's log)."""
+        return int((self.state / node / pod_uid / f"{container}.pid").read_text())
+
+    def _kill_ours(self) -> None:
+        """Every process a kubelet of this mini-lab started (pods keep the kubelet's mount namespace,
+        where their network namespaces are mounted, so they are found by their environment)."""
+        marker = f"LAB_MINILAB_PREFIX={self.prefix}".encode()
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                if marker in environ.read_bytes().split(b"\0"):
+                    os.kill(int(environ.parent.name), 9)
+            except (OSError, ValueError):
+                continue
+
     def down(self) -> None:
         self.stop_kubelets()
+        self._kill_ours()
         listed = _ip("netns", "list", check=False).stdout.split("\n")
         ours = [line.split()[0] for line in listed if line.startswith(f"{self.prefix}-n")]
         for ns in ours:

@@ -317,7 +317,8 @@ class Kubelet:
                 run.pulled = pull_failed(run.pulled, str(err), now)
                 return
         if run.proc is not None and run.proc.poll() is not None:
-            run.exit_code = run.proc.returncode
+            code = run.proc.returncode
+            run.exit_code = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as containerd reports
             run.proc = None
             run.state = _kubeprobes.stopped(run.state or _kubeprobes.Container(), now,
                                             "Completed" if run.exit_code == 0 else "Error")
@@ -341,7 +342,9 @@ class Kubelet:
         meta = pod["metadata"]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "POD_NAME": meta["name"],
                "POD_NAMESPACE": meta["namespace"], "NODE_NAME": self.node, "POD_IMAGE": c["image"], "POD_IP": rec.ip,
-               "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+               "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "LAB_POD_UID": rec.uid}
+        if os.environ.get("LAB_MINILAB_PREFIX"):
+            env["LAB_MINILAB_PREFIX"] = os.environ["LAB_MINILAB_PREFIX"]  # lets the mini-lab find its processes
         for e in c.get("env") or []:
             if "value" in e:
                 env[e["name"]] = str(e["value"])
@@ -359,10 +362,12 @@ class Kubelet:
             argv = ["ip", "netns", "exec", _podnet.netns_name(rec.uid), *argv]
         log = open(logdir / f"{c['name']}.log", "ab")  # noqa: SIM115 - owned by the child
         try:
-            return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                     cwd=os.environ.get("LAB_KUBELET_CWD") or None)
         finally:
             log.close()
+        (logdir / f"{c['name']}.pid").write_text(f"{proc.pid}\n")  # like crictl inspect's pid, for tests and people
+        return proc
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes] | None, grace: float) -> None:

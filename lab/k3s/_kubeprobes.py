@@ -86,7 +86,7 @@ def start(spec: dict[str, Any], now: float, previous: Container | None = None) -
     ready = started and not spec.get("readinessProbe")
     restarts, crashes = (previous.restarts + 1, previous.crashes) if previous else (0, 0)
     return Container(running=True, started_at=now, started=started, ready=ready, restarts=restarts,
-                     crashes=crashes, probes=probes)
+                     crashes=crashes, probes=probes, last_exit=previous.last_exit if previous else "")
 
 
 def due(spec: dict[str, Any], state: Container, now: float) -> list[str]:

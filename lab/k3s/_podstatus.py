@@ -61,6 +61,10 @@ def container_status(name: str, c: Container | None, pulled: Pulled, pod: dict[s
         out["state"] = {"running": {"startedAt": rfc3339(c.started_at)}}
         out["containerID"] = "containerd://" + hashlib.sha256(f"{meta.get('uid')}/{name}/{c.restarts}".encode()
                                                               ).hexdigest()
+        if c.restarts and c.last_exit:
+            out["lastState"] = {"terminated": {"exitCode": 1 if exit_code is None else exit_code,
+                                               "reason": "Completed" if c.last_exit == "Completed" else "Error",
+                                               "finishedAt": rfc3339(c.started_at)}}
     elif not pulled.ok and pulled.error:
         backing_off = pulled.failures > 1 and now < pulled.retry_at
         out["state"] = {"waiting": {"reason": "ImagePullBackOff" if backing_off else "ErrImagePull",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -25,7 +26,7 @@ from lab.standins.kube import KubeStandIn
 TOKEN = "workloads-token"
 DOMAIN = "example.test"
 PULL_USER, PULL_PASSWORD = "deploy", "lab-pull-password"
-IMAGES = {"good": {LABEL_READY_AFTER: "2"}, "next": {LABEL_READY_AFTER: "2"},
+IMAGES = {"good": {LABEL_READY_AFTER: "2"}, "next": {LABEL_READY_AFTER: "2"}, "slow": {LABEL_READY_AFTER: "6"},
           "broken": {LABEL_FAIL_PATHS: "/api/health/"}, "crash": {LABEL_CRASH: "1"}}
 HCC = {"apiVersion": "helm.cattle.io/v1", "kind": "HelmChartConfig",
        "metadata": {"name": "traefik", "namespace": "kube-system"},
@@ -114,6 +115,10 @@ def _through_traefik(node_ip: str, path: str = "/api/health/", host: str = f"api
             return err.code, body
     except OSError as err:
         return 0, str(err)
+
+
+def _pod_of(answer: tuple[int, dict[str, Any] | str]) -> str | None:
+    return answer[1].get("pod") if answer[0] == 200 and isinstance(answer[1], dict) else None
 
 
 def _wait(what: str, check, timeout: float = 60, every: float = 0.5):
@@ -207,3 +212,52 @@ def test_traefik_daemonset_binds_port_80_on_every_node(app) -> None:
         code, body = _wait(f"Traefik on node {i}", lambda i=i: (r := _through_traefik(app["lab"].node_ip(i), "/",
                                                                                        "nobody.example.test"))[0] and r)
         assert (code, body) == (404, "404 page not found\n"), "a real proxy, with no route for that host"
+
+
+def test_good_image_becomes_available_with_real_probes_and_serves_from_every_node(app, playbook) -> None:
+    run = _apply(app, playbook, _app_objects(app, "api", "good", 3), wait=True)
+    assert run.rc == 0, run.stdout[-3000:]
+    pods = _pods(app, "app=api")
+    assert len(pods) == 3 and all(_ready(p) for p in pods)
+    assert len({p["spec"]["nodeName"] for p in pods}) == 3, "spread over the nodes"
+    assert all(p["status"]["podIP"].startswith("10.42.") for p in pods)
+    started = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+               for p in pods}
+    assert started, "running containers"
+    _wait("the api endpoints in Traefik", lambda: _through_traefik(app["lab"].node_ip(1))[0] == 200, timeout=20)
+    crossed = set()
+    for i in (1, 2, 3):
+        entry = app["lab"].node_ip(i)
+        for _ in range(6):
+            code, body = _through_traefik(entry)
+            assert code == 200, body
+            assert body["image"].endswith("/honeydue/api:good") and body["pod"] in started
+            assert body["forwarded"]["X-Forwarded-Host"] == f"api.{DOMAIN}"
+            if body["node"] != app["names"][i - 1]:
+                crossed.add((app["names"][i - 1], body["node"]))
+    assert len({a for a, _ in crossed}) == 3, f"each node's Traefik reached pods on other nodes: {crossed}"
+
+
+def test_killing_a_pod_process_makes_it_not_ready_and_traefik_stops_sending_to_it(app, playbook) -> None:
+    objects = _app_objects(app, "slow", "slow", 2)
+    run = _apply(app, playbook, objects, wait=True)
+    assert run.rc == 0, run.stdout[-3000:]
+    victim = _pods(app, "app=slow")[0]
+    name, uid = victim["metadata"]["name"], victim["metadata"]["uid"]
+    entry = app["lab"].node_ip(1)
+    _wait("both slow pods behind Traefik", lambda: len({_pod_of(_through_traefik(entry, host=f"slow.{DOMAIN}"))
+                                                          for _ in range(6)} - {None}) == 2, timeout=20)
+    pid = app["lab"].pod_pid(victim["spec"]["nodeName"], uid, "api")
+    own = os.readlink(f"/proc/{pid}/ns/net")
+    assert own != os.readlink(f"/proc/{app['lab'].kubelets[0].pid}/ns/net"), "the pod has its own network namespace"
+    os.kill(pid, 9)
+    pod = _wait("the killed pod NotReady", lambda: (p := _get(app, f"/api/v1/namespaces/app/pods/{name}"))
+                and not _ready(p) and p, timeout=15, every=0.2)
+    time.sleep(1.5)  # the EndpointSlice follows about a second late
+    answers = [_through_traefik(entry, host=f"slow.{DOMAIN}") for _ in range(10)]
+    assert all(code == 200 for code, _ in answers), answers
+    assert {body["pod"] for _, body in answers} == {p["metadata"]["name"] for p in _pods(app, "app=slow")} - {name}
+    restarted = _wait("the kubelet restarting it", lambda: (p := _get(app, f"/api/v1/namespaces/app/pods/{name}"))
+                      and p["status"]["containerStatuses"][0]["restartCount"] >= 1 and p, timeout=15)
+    assert restarted["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
+    assert pod["metadata"]["uid"] == uid
