@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -224,7 +225,8 @@ def test_good_image_becomes_available_with_real_probes_and_serves_from_every_nod
     started = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
                for p in pods}
     assert started, "running containers"
-    _wait("the api endpoints in Traefik", lambda: _through_traefik(app["lab"].node_ip(1))[0] == 200, timeout=20)
+    _wait("the api endpoints in every node's Traefik",
+          lambda: all(_through_traefik(app["lab"].node_ip(i))[0] == 200 for i in (1, 2, 3)), timeout=20)
     crossed = set()
     for i in (1, 2, 3):
         entry = app["lab"].node_ip(i)
@@ -261,3 +263,57 @@ def test_killing_a_pod_process_makes_it_not_ready_and_traefik_stops_sending_to_i
                       and p["status"]["containerStatuses"][0]["restartCount"] >= 1 and p, timeout=15)
     assert restarted["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
     assert pod["metadata"]["uid"] == uid
+
+
+def test_broken_image_stalls_with_progress_deadline_exceeded_while_the_old_pods_serve(app, playbook) -> None:
+    run = _apply(app, playbook, _app_objects(app, "stall", "good", 2, deadline=12), wait=True)
+    assert run.rc == 0, run.stdout[-3000:]
+    entry = app["lab"].node_ip(2)
+    _wait("stall behind Traefik", lambda: _pod_of(_through_traefik(entry, host=f"stall.{DOMAIN}")), timeout=20)
+    failures, served = [], set()
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            code, body = _through_traefik(entry, host=f"stall.{DOMAIN}")
+            if code != 200:
+                failures.append((code, body))
+            else:
+                served.add(body["image"].rsplit(":", 1)[1])
+            time.sleep(0.05)
+
+    polling = threading.Thread(target=client)
+    polling.start()
+    try:
+        broken = _app_objects(app, "stall", "broken", 2, deadline=12)[:1]
+        run = _apply(app, playbook, broken)
+        assert run.rc == 0, run.stdout[-3000:]
+        stalled = _wait("ProgressDeadlineExceeded", lambda: (d := _get(app, "/apis/apps/v1/namespaces/app/deployments/stall"))
+                        and any(c["type"] == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+                                for c in d["status"].get("conditions", [])) and d, timeout=40, every=1)
+    finally:
+        stop.set()
+        polling.join()
+    status = stalled["status"]
+    assert status["updatedReplicas"] == 1 and status["availableReplicas"] == 2, status
+    new = [p for p in _pods(app, "app=stall") if p["spec"]["containers"][0]["image"].endswith(":broken")]
+    assert len(new) == 1 and not _ready(new[0]), "maxSurge 1: one new pod, never Ready (its health check fails)"
+    assert failures == [] and served == {"good"}, (failures, served)
+
+
+def test_pull_without_credentials_shows_image_pull_back_off(app, playbook) -> None:
+    run = _apply(app, playbook, _app_objects(app, "nocreds", "good", 1, pull_secret=False))
+    assert run.rc == 0, run.stdout[-3000:]
+
+    def waiting() -> dict[str, Any] | None:
+        pods = _pods(app, "app=nocreds")
+        states = [s.get("state", {}).get("waiting") for p in pods for s in p.get("status", {}).get("containerStatuses", [])]
+        return next((s for s in states if s and s["reason"] == "ImagePullBackOff"), None)
+
+    first = _wait("ErrImagePull", lambda: next(
+        (s["state"]["waiting"] for p in _pods(app, "app=nocreds") for s in p.get("status", {}).get("containerStatuses", [])
+         if s.get("state", {}).get("waiting", {}).get("reason") == "ErrImagePull"), None), timeout=20, every=0.2)
+    assert first["message"].startswith(f'failed to pull and unpack image "{app["registry"].host}/honeydue/api:good"')
+    assert "authorization failed" in first["message"] or "401" in first["message"], first
+    backoff = _wait("ImagePullBackOff", waiting, timeout=40, every=0.5)
+    assert backoff["message"] == f'Back-off pulling image "{app["registry"].host}/honeydue/api:good"'
