@@ -396,7 +396,7 @@ class Controllers:
             ranked = sorted(active, key=lambda p: (bool(p["spec"].get("nodeName")), is_ready(p),
                                                    -int(p["metadata"]["resourceVersion"])))
             for pod in ranked[:len(active) - want]:
-                self.api.remove(self.api._rt("", "pods"), pod)
+                self.pod_loop.delete(pod)
             active = ranked[len(active) - want:]
         ready = sum(1 for p in active if is_ready(p))
         new_status = {"replicas": len(active), "fullyLabeledReplicas": len(active), "readyReplicas": ready,
@@ -489,7 +489,7 @@ class Controllers:
             new = [p for p in here if p not in old]
             if old and new and is_ready(new[0]) or old and not any(is_ready(p) for p in old):
                 for pod in old:
-                    self.api.remove(self.api._rt("", "pods"), pod)
+                    self.pod_loop.delete(pod)
             elif old and new:
                 surging += 1
             elif old and surging < surge:
@@ -506,14 +506,14 @@ class Controllers:
                                          p["metadata"]["name"]))
             kept.append(here[0])
             for extra in here[1:]:
-                self.api.remove(self.api._rt("", "pods"), extra)
+                self.pod_loop.delete(extra)
         return kept
 
     def _ds_roll_unavailable(self, pods: list[dict[str, Any]], digest: str, budget: int) -> None:
         unavailable = sum(1 for p in pods if not is_ready(p))
         for pod in pods:
             if pod["metadata"].get("labels", {}).get("controller-revision-hash") != digest and unavailable < budget:
-                self.api.remove(self.api._rt("", "pods"), pod)
+                self.pod_loop.delete(pod)
                 unavailable += 1
 
     def _ds_status(self, ds: dict[str, Any], pods: list[dict[str, Any]], desired: int, digest: str) -> None:
@@ -539,7 +539,7 @@ class Controllers:
         pods = {p["metadata"]["name"]: p for p in self._pods_of(sts)}
         for name, pod in list(pods.items()):
             if self._ordinal(sts, name) >= want and not is_terminating(pod):
-                self.api.remove(self.api._rt("", "pods"), pod)
+                self.pod_loop.delete(pod)
                 del pods[name]
         ordered = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
         for i in range(want):
@@ -584,7 +584,7 @@ class Controllers:
         outdated = [p for p in pods.values() if p["metadata"]["labels"].get("controller-revision-hash") != revision]
         if outdated:
             last = max(outdated, key=lambda p: self._ordinal(sts, p["metadata"]["name"]))
-            self.api.remove(self.api._rt("", "pods"), last)
+            self.pod_loop.delete(last)
             del pods[last["metadata"]["name"]]
 
     def _sts_status(self, sts: dict[str, Any], pods: list[dict[str, Any]], revision: str) -> None:

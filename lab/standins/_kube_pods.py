@@ -209,6 +209,24 @@ class PodLoop:
     def touch(self, obj: dict[str, Any]) -> None:
         obj["metadata"]["resourceVersion"] = self.api.next_rv()
 
+    def delete(self, pod: dict[str, Any], grace: int | None = None) -> dict[str, Any] | None:
+        """Graceful deletion, as the apiserver does it for a pod bound to a node: ``deletionTimestamp``
+        (now + grace) and ``deletionGracePeriodSeconds`` (default ``terminationGracePeriodSeconds``,
+        30); the node's kubelet stops the containers and then deletes it for good. An unbound pod, or
+        grace 0, goes at once. Returns the pod while it terminates, None once gone."""
+        meta = pod["metadata"]
+        if grace is None:
+            grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        if not (pod.get("spec") or {}).get("nodeName") or grace <= 0:
+            self.api.remove(self._rt("", "pods"), pod)
+            return None
+        if not meta.get("deletionTimestamp") or grace < int(meta.get("deletionGracePeriodSeconds", grace + 1)):
+            meta["deletionTimestamp"] = now_rfc3339(time.time() + grace)
+            meta["deletionGracePeriodSeconds"] = grace
+            self.touch(pod)
+            self.api.store(self._rt("", "pods"), pod)
+        return pod
+
     def event(self, obj: dict[str, Any], reason: str, message: str, kind: str = "Normal",
               component: str = "default-scheduler") -> None:
         """A core/v1 Event about ``obj`` (repeats bump ``count`` like the event recorder's correlator)."""
@@ -420,8 +438,9 @@ class PodLoop:
             node = nodes.get(node_name)
             if node_name and node is None:
                 self.api.remove(self._rt("", "pods"), pod)  # PodGC: the node is gone
-            elif node is not None and is_terminating(pod) and node_ready(node) != "Unknown":
-                self.api.remove(self._rt("", "pods"), pod)  # the kubelet confirms the deletion
+            elif node is not None and is_terminating(pod) and node_ready(node) != "Unknown" and \
+                    (node["metadata"].get("annotations") or {}).get(KUBELET_ANNOTATION) != "process":
+                self.api.remove(self._rt("", "pods"), pod)  # the (simulated) kubelet confirms the deletion
             elif node is not None and not is_terminating(pod) and node_name in self.not_ready_since:
                 self._maybe_evict(pod, node, time.monotonic() - self.not_ready_since[node_name], factor)
 

@@ -941,9 +941,21 @@ class KubeStandIn(StandIn):
         precondition = (options.get("preconditions") or {}).get("resourceVersion")
         if precondition and precondition != obj["metadata"]["resourceVersion"]:
             return self._conflict(rt, name)
+        uid = (options.get("preconditions") or {}).get("uid")
+        if uid and uid != obj["metadata"].get("uid"):
+            return status(409, "Conflict", f'Operation cannot be fulfilled on {rt.qualified} "{name}": Precondition '
+                                           f'failed: UID in precondition: {uid}, UID in object meta: '
+                                           f'{obj["metadata"].get("uid")}', self._details(rt, name))
         if req.q("dryRun") == "All":
             return self._answer(200, obj)
-        self.remove(rt, obj, orphan=policy == "Orphan")
+        if rt.plural == "pods":
+            grace = req.q("gracePeriodSeconds")
+            grace = options.get("gracePeriodSeconds") if grace is None else int(grace)
+            kept = self.controllers.pod_loop.delete(obj, grace)
+            if kept is not None:
+                return self._answer(200, kept)
+        else:
+            self.remove(rt, obj, orphan=policy == "Orphan")
         if rt.plural in ("namespaces", "pods"):
             gone = clone(obj)
             gone["metadata"]["deletionTimestamp"] = now_rfc3339()

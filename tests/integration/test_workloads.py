@@ -317,3 +317,41 @@ def test_pull_without_credentials_shows_image_pull_back_off(app, playbook) -> No
     assert "authorization failed" in first["message"] or "401" in first["message"], first
     backoff = _wait("ImagePullBackOff", waiting, timeout=40, every=0.5)
     assert backoff["message"] == f'Back-off pulling image "{app["registry"].host}/honeydue/api:good"'
+
+
+def test_rolling_update_with_prestop_loses_no_request_on_any_node(app, playbook) -> None:
+    """maxSurge 1 / maxUnavailable 0, graceful deletion (deletionTimestamp, then the kubelet's preStop
+    sleep before SIGTERM) and EndpointSlices a second late: a client on every node sees no failure."""
+    run = _apply(app, playbook, _app_objects(app, "roll", "good", 2), wait=True)
+    assert run.rc == 0, run.stdout[-3000:]
+    _wait("roll behind every Traefik", lambda: all(_pod_of(_through_traefik(app["lab"].node_ip(i), host=f"roll.{DOMAIN}"))
+                                                    for i in (1, 2, 3)), timeout=20)
+    failures, images = [], set()
+    stop = threading.Event()
+
+    def client(i: int) -> None:
+        while not stop.is_set():
+            code, body = _through_traefik(app["lab"].node_ip(i), host=f"roll.{DOMAIN}")
+            if code != 200:
+                failures.append((i, code, body))
+            else:
+                images.add(body["image"].rsplit(":", 1)[1])
+            time.sleep(0.05)
+
+    clients = [threading.Thread(target=client, args=(i,)) for i in (1, 2, 3)]
+    for c in clients:
+        c.start()
+    try:
+        run = _apply(app, playbook, _app_objects(app, "roll", "next", 2)[:1], wait=True)
+        assert run.rc == 0, run.stdout[-3000:]
+        _wait("the old pods gone", lambda: all(p["spec"]["containers"][0]["image"].endswith(":next")
+                                               for p in _pods(app, "app=roll")), timeout=40)
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
+    assert failures == [], failures[:5]
+    assert images == {"good", "next"}
+    answers = {_pod_of(_through_traefik(app["lab"].node_ip(1), host=f"roll.{DOMAIN}")) for _ in range(6)}
+    assert answers <= {p["metadata"]["name"] for p in _pods(app, "app=roll")}
