@@ -577,15 +577,14 @@ def _comparable(status: dict[str, Any]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api", required=True)
-    parser.add_argument("--token-file", required=True, help="a 0600 file holding the bearer token")
+    parser.add_argument("--token-file", type=Path, required=True, help="a 0600 file holding the bearer token")
     parser.add_argument("--node", required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--images", type=Path, help="JSON {image: labels} for a registry-less lab")
     parser.add_argument("--registries", type=Path, help="the node's registries.yaml: pull from real registries")
     parser.add_argument("--no-network", action="store_true")
     args = parser.parse_args(argv)
-    token = args.token_file.read_text().strip() if isinstance(args.token_file, Path) else \
-        Path(args.token_file).read_text().strip()
+    token = args.token_file.read_text().strip()
     known = json.loads(args.images.read_text()) if args.images else {}
     images: ImageSource = RegistryImages(args.registries, known) if args.registries else StaticImages(known)
     kubelet = Kubelet(Api(args.api, token), args.node, images, args.state, network=not args.no_network)

@@ -29,23 +29,25 @@ def credentials_from_dockerconfig(doc: dict, host: str) -> tuple[str, str] | Non
         name = key.split("://", 1)[-1].split("/", 1)[0]
         if name != host or not isinstance(entry, dict):
             continue
-        if entry.get("username") is not None:
-            return entry["username"], entry.get("password", "")
-        if entry.get("auth"):
-            user, _, password = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
-            return user, password
+        found = _user_password(entry)
+        if found:
+            return found
+    return None
+
+
+def _user_password(entry: dict) -> tuple[str, str] | None:
+    """``username``/``password``, else ``auth`` (base64 of ``user:password``): both files' shape."""
+    if entry.get("username") is not None:
+        return entry["username"], entry.get("password", "")
+    if entry.get("auth"):
+        user, _, password = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
+        return user, password
     return None
 
 
 def credentials_from_registries_yaml(doc: dict, host: str) -> tuple[str, str] | None:
     """(username, password) for ``host`` from K3s's registries.yaml ``configs``, or None."""
-    auth = ((doc.get("configs") or {}).get(host) or {}).get("auth") or {}
-    if auth.get("username") is not None:
-        return auth["username"], auth.get("password", "")
-    if auth.get("auth"):
-        user, _, password = base64.b64decode(auth["auth"]).decode("utf-8").partition(":")
-        return user, password
-    return None
+    return _user_password(((doc.get("configs") or {}).get(host) or {}).get("auth") or {})
 
 
 def pull_config(reference: str, credentials: tuple[str, str] | None = None, *, insecure: bool = True,

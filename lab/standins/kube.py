@@ -607,6 +607,10 @@ class KubeStandIn(StandIn):
         warnings = self._admit(req, rt, obj)
         self._set_managers(obj, ssa_update(None, obj, self._ssa_node(rt), sent, self._field_manager(req),
                                            rt.api_version, now_rfc3339(), ignored=self._reset_fields(rt, obj, None)))
+        return self._store_created(req, rt, obj, warnings)
+
+    def _store_created(self, req: Request, rt: ResourceType, obj: dict[str, Any], warnings: list[str]) -> Response:
+        """The end of every create (POST or an apply that creates): stored unless a dry run, 201."""
         if req.q("dryRun") != "All":
             self.store(rt, obj)
             if rt.plural == "namespaces":
@@ -723,11 +727,7 @@ class KubeStandIn(StandIn):
         warnings = self._admit(req, rt, obj)
         result.mine.time = now_rfc3339()
         self._set_managers(obj, result.managers)
-        if req.q("dryRun") != "All":
-            self.store(rt, obj)
-            if rt.plural == "namespaces":
-                self._namespace_created(obj["metadata"]["name"])
-        return self._answer(201, obj, warnings)
+        return self._store_created(req, rt, obj, warnings)
 
     @staticmethod
     def _flag(text: str | None) -> bool:
