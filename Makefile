@@ -60,10 +60,10 @@ sanity: venv ## ansible-test sanity on Python 3.13 (tests/sanity/ignore-2.21.txt
 unit: venv ## unit tests (filters, module_utils, stand-in helpers)
 	$(BIN)/pytest tests/unit --junitxml=$(JUNIT)/unit.xml
 
-integration: venv registry-tools ## integration tests: real ansible-playbook runs against the local stand-ins
+integration: venv registry-tools image ## integration tests: real ansible-playbook runs against the local stand-ins
 	$(BIN)/pytest tests/integration --junitxml=$(JUNIT)/integration.xml
 
-molecule: venv image ## every molecule scenario, one at a time
+molecule: venv image registry-tools ## every molecule scenario, one at a time
 	@set -e; for s in molecule/*/molecule.yml; do \
 	  s=$$(basename $$(dirname $$s)); echo "== molecule test -s $$s"; \
 	  $(BIN)/molecule test -s $$s; \

@@ -9,6 +9,7 @@ collection uses, each answering as K3s v1.34 does.
   k3s check-config             what the collection's role asks of it
   k3s agent [flags]            see lab.k3s.agent
   k3s standin-fault ...        fault hooks for tests (lab.k3s._faults; not a K3s command)
+  k3s standin-kubelet ...      the node's kubelet (lab.k3s._kubelet; K3s runs it inside the server)
   k3s standin-pod ...          a lab container's process (lab.k3s._podserver; not a K3s command)
   k3s standin-traefik ...      the lab Traefik's data plane (lab.k3s._ingress_proxy; not a K3s command)
 """
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "standin-fault":
         from ._faults import main as fault
         return fault(rest)
+    if cmd == "standin-kubelet":
+        from ._kubelet import main as kubelet
+        return kubelet(rest)
     if cmd == "standin-pod":
         from ._podserver import main as pod
         return pod(rest)

@@ -108,6 +108,16 @@ def node_table(doc: dict[str, Any]) -> dict[str, Any]:
             "rows": rows}
 
 
+class _GatewayOf:
+    """The server's etcd gateway as it is now (the server replaces it when etcd restarts)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.server.gateway.call(path, body)
+
+
 class KubeAPI:
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -115,6 +125,9 @@ class KubeAPI:
         self.grace = float(os.environ.get("K3S_STANDIN_NODE_MONITOR_GRACE", "50"))
         self.stop_event = threading.Event()
         self.identity = f"{server.node_name}_{uuid.uuid4()}"
+        self.leading = False  # this server holds kube-system/kube-controller-manager
+        self.workloads = None  # _kubeetcd.EtcdKube: every kind but Nodes and Leases (started by start())
+        self.kubelet = os.environ.get("K3S_STANDIN_KUBELET", "process")  # "process": the lab kubelet runs pods
 
     @property
     def etcd(self):  # noqa: ANN201 - the server's Gateway
@@ -148,7 +161,10 @@ class KubeAPI:
 
     # -- the API ------------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], raw: bytes,
-               subject: dict[str, str]) -> tuple[int, Any, str]:
+               subject: dict[str, str]) -> tuple[int, Any, str] | tuple[int, Any, str, dict[str, str]]:
+        if self.workloads is not None and path not in ("/version", "/livez", "/readyz", "/healthz") \
+                and self.workloads.serves(path):
+            return self._workloads(method, path, query, headers, raw)
         try:
             code, body, ctype = self._route(method, path, raw, query)
         except EtcdError as exc:
@@ -158,6 +174,22 @@ class KubeAPI:
         if code == 200 and "as=Table" in accept and isinstance(body, dict) and body.get("kind") in ("Node", "NodeList"):
             return 200, node_table(body), JSON
         return code, body, ctype
+
+    def _workloads(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
+                   raw: bytes) -> tuple[int, Any, str, dict[str, str]]:
+        resp = self.workloads.serve(method, path, query, headers, raw)
+        extra = {k: v for k, v in resp.headers.items() if k.lower() != "content-type"}
+        ctype = resp.headers.get("Content-Type", JSON)
+        if resp.stream is not None:
+            return resp.status, resp.stream(), ctype, extra
+        body = resp.body
+        if path == "/apis" and resp.status == 200 and isinstance(body, dict):
+            coordination = {"groupVersion": "coordination.k8s.io/v1", "version": "v1"}
+            body.setdefault("groups", []).append({"name": "coordination.k8s.io", "versions": [coordination],
+                                                  "preferredVersion": coordination})
+        if isinstance(body, str):
+            body = body.encode()
+        return resp.status, body if body is not None else b"", ctype, extra
 
     def _route(self, method: str, path: str, raw: bytes, query: dict[str, list[str]]) -> tuple[int, Any, str]:
         from . import _releases
@@ -311,10 +343,24 @@ class KubeAPI:
 
     # -- this server's node, heartbeats, and the cluster's controllers -------------------------
     def start(self) -> None:
+        self.workloads = self._start_workloads()
         threading.Thread(target=self._loop, daemon=True, name="kubelet+controllers").start()
+
+    def _start_workloads(self):  # noqa: ANN202 - EtcdKube, imported late (jsonschema, the 1.34 schemas)
+        try:
+            from ._kubeetcd import EtcdKube
+        except ImportError as exc:
+            print(f"kube-apiserver: workloads not served ({exc})", file=sys.stderr, flush=True)
+            return None
+        disable = self.server.cfg.get("disable") or []
+        return EtcdKube(_GatewayOf(self.server), release=self.server.release,
+                        disable=[disable] if isinstance(disable, str) else list(disable),
+                        is_leader=lambda: self.leading).start()
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.workloads is not None:
+            self.workloads.stop()
 
     def node_object(self) -> dict[str, Any]:
         from . import _releases
@@ -331,7 +377,8 @@ class KubeAPI:
                        "node-role.kubernetes.io/master": "true"},
             "annotations": {"etcd.k3s.cattle.io/node-name": s.member, "etcd.k3s.cattle.io/node-address": s.node_ip,
                             "k3s.io/internal-ip": s.node_ip, "k3s.io/hostname": s.node_name,
-                            "flannel.alpha.coreos.com/public-ip": s.node_ip}},
+                            "flannel.alpha.coreos.com/public-ip": s.node_ip,
+                            **({"lab.honeydue/kubelet": "process"} if self.kubelet == "process" else {})}},
             "spec": {"podCIDR": "", "providerID": f"k3s://{s.node_name}"},
             "status": {"addresses": [{"type": "InternalIP", "address": s.node_ip}, {"type": "Hostname", "address": s.node_name}],
                        "nodeInfo": {"kubeletVersion": info["gitVersion"], "kubeProxyVersion": info["gitVersion"],
@@ -407,7 +454,9 @@ class KubeAPI:
                     self._register()
                     registered = True
                 self._renew_lease()
-                if self._lead():
+                self.leading = self._lead()
+                if self.leading:
+                    self._node_ipam()
                     self._node_lifecycle()
                     self._etcd_members()
             except EtcdError:
@@ -416,6 +465,18 @@ class KubeAPI:
                 import traceback
                 print(f"kubelet+controllers: {exc!r} (retrying)\n{traceback.format_exc()}", file=sys.stderr, flush=True)
             self.stop_event.wait(min(self.lease_interval, 2.0))
+
+    def _node_ipam(self) -> None:
+        """kube-controller-manager's node IPAM: each Node gets the lowest free /24 of 10.42.0.0/16."""
+        nodes = self._list("/registry/minions/")
+        used = {(n.get("spec") or {}).get("podCIDR") for n in nodes}
+        for node in sorted(nodes, key=lambda n: n["metadata"].get("creationTimestamp", "")):
+            if (node.get("spec") or {}).get("podCIDR"):
+                continue
+            cidr = next(f"10.42.{i}.0/24" for i in range(256) if f"10.42.{i}.0/24" not in used)
+            used.add(cidr)
+            node.setdefault("spec", {}).update({"podCIDR": cidr, "podCIDRs": [cidr]})
+            self._put(f"/registry/minions/{node['metadata']['name']}", node, int(node["metadata"]["resourceVersion"]))
 
     def _node_lifecycle(self) -> None:
         leases = {item["metadata"]["name"]: item for item in self._list("/registry/leases/kube-node-lease/")}

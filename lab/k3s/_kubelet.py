@@ -48,15 +48,19 @@ class ApiError(Exception):
 class Api:
     """The few calls a kubelet makes (bearer token; TLS verified against ``ca`` when given)."""
 
-    def __init__(self, url: str, token: str = "", ca: str | None = None) -> None:
+    def __init__(self, url: str, token: str = "", ca: str | None = None,
+                 client: tuple[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.context = ssl.create_default_context(cafile=ca) if ca else None
+        if client is not None:  # K3s's kubelet authenticates with its client certificate
+            self.context = self.context or ssl.create_default_context()
+            self.context.load_cert_chain(*client)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Authorization": f"Bearer {self.token}",
+                                     headers={**({"Authorization": f"Bearer {self.token}"} if self.token else {}),
                                               "Content-Type": "application/json", "Accept": "application/json",
                                               "User-Agent": "k3s/v1.34 (linux/amd64) kubelet"})
         try:
@@ -90,7 +94,7 @@ class StaticImages:
     known: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def resolve(self, image: str, pull_secrets: list[dict[str, Any]]) -> tuple[dict[str, str], str]:
-        if is_traefik(image) or image.split(":")[0] in self.known or image in self.known:
+        if is_preloaded(image) or image.split(":")[0] in self.known or image in self.known:
             return self.known.get(image, {}), "sha256:" + "0" * 64
         ref = image if ":" in image.rsplit("/", 1)[-1] else image + ":latest"
         raise PullError(f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": '
@@ -114,7 +118,7 @@ class RegistryImages:
         return yaml.safe_load(self.registries_yaml.read_text()) or {}
 
     def resolve(self, image: str, pull_secrets: list[dict[str, Any]]) -> tuple[dict[str, str], str]:
-        if is_traefik(image) or image in self.preloaded:
+        if is_preloaded(image) or image in self.preloaded:
             return self.preloaded.get(image, {}), "sha256:" + "0" * 64
         from lab.registry import _pull
 
@@ -129,18 +133,35 @@ class RegistryImages:
                 creds = _pull.credentials_from_dockerconfig(json.loads(base64.b64decode(raw)), host)
             if creds:
                 break
-        creds = creds or _pull.credentials_from_registries_yaml(regs, host)
-        endpoints = ((regs.get("mirrors") or {}).get(host) or {}).get("endpoint") or []
-        insecure = bool(endpoints) and str(endpoints[0]).startswith("http://")
-        try:
-            got = _pull.pull_config(ref, creds, insecure=insecure)
-        except _pull.RegistryError as err:
-            raise PullError(f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": '
-                            f'{_containerd_reason(ref, str(err))}') from None
-        except OSError as err:
-            raise PullError(f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": '
-                            f'failed to do request: {err}') from None
-        return got["labels"], got["digest"]
+        failure = ""
+        for target, insecure in pull_endpoints(regs, host):
+            # the pod's pull secret is for the image's registry; registries.yaml's configs are per endpoint host
+            auth = creds or _pull.credentials_from_registries_yaml(regs, target)
+            try:
+                got = _pull.pull_config(target + ref[len(host):] if ref.startswith(host + "/") else ref, auth,
+                                        insecure=insecure)
+                return got["labels"], got["digest"]
+            except _pull.RegistryError as err:
+                failure = _containerd_reason(ref, str(err))
+            except OSError as err:
+                failure = f"failed to do request: {err}"
+        raise PullError(f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": {failure}')
+
+
+def pull_endpoints(regs: dict[str, Any], host: str) -> list[tuple[str, bool]]:
+    """Where containerd on a K3s node pulls ``host``'s images from, in order: the registries.yaml
+    mirror endpoints of ``host`` (or of ``"*"``), then ``host`` itself over HTTPS (the default
+    endpoint). Each is (host[:port], plain HTTP)."""
+    mirrors = regs.get("mirrors") or {}
+    endpoints = ((mirrors.get(host) or mirrors.get("*") or {}).get("endpoint")) or []
+    out = []
+    for e in endpoints:
+        url = urllib.parse.urlsplit(str(e) if "://" in str(e) else f"https://{e}")
+        if url.netloc and (url.netloc, url.scheme == "http") not in out:
+            out.append((url.netloc, url.scheme == "http"))
+    if (host, False) not in out and (host, True) not in out:
+        out.append((host, False))
+    return out
 
 
 def _containerd_reason(ref: str, err: str) -> str:
@@ -152,8 +173,24 @@ def _containerd_reason(ref: str, err: str) -> str:
     return err
 
 
+HELM_CHART_LABEL = "helmcharts.helm.cattle.io/chart"
+
+
 def is_traefik(image: str) -> bool:
     return image.rsplit(":", 1)[0] in TRAEFIK_IMAGES
+
+
+# K3s's own images (the airgap tarball a K3s node imports at start): never pulled from a registry.
+SYSTEM_REPOSITORIES = ("rancher/mirrored-coredns-coredns", "rancher/local-path-provisioner",
+                       "rancher/mirrored-metrics-server", "rancher/klipper-helm", "rancher/mirrored-pause",
+                       "rancher/klipper-lb")
+
+
+def is_preloaded(image: str) -> bool:
+    repo = image.split("@", 1)[0]
+    if ":" in repo.rsplit("/", 1)[-1]:
+        repo = repo.rsplit(":", 1)[0]
+    return is_traefik(image) or repo.removeprefix("docker.io/") in SYSTEM_REPOSITORIES
 
 
 @dataclass
@@ -232,6 +269,8 @@ class Kubelet:
                 continue
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
+            if HELM_CHART_LABEL in (pod["metadata"].get("labels") or {}):
+                continue  # the helm-install Job's pod: the stand-in's helm-controller is its container
             self._sync_pod(pod)
         if any(self._traefik_running(r) for r in self.pods.values()):
             self._write_routes()
@@ -354,10 +393,12 @@ class Kubelet:
             argv = [*self.proxy, "--config", str(logdir / "traefik.json")]
             self._write_traefik_config(pod, c, logdir)
         else:
-            ports = [p["containerPort"] for p in c.get("ports") or []] or [8080]
+            ports, tls_ports = listening_ports(c)
             argv = [*self.podserver, "--address", "0.0.0.0", "--labels", json.dumps(pulled.labels)]  # noqa: S104
             for p in ports:
                 argv += ["--port", str(p)]
+            for p in tls_ports:
+                argv += ["--tls-port", str(p)]
         if not pod["spec"].get("hostNetwork") and self.network:
             argv = ["ip", "netns", "exec", _podnet.netns_name(rec.uid), *argv]
         log = open(logdir / f"{c['name']}.log", "ab")  # noqa: SIM115 - owned by the child
@@ -397,8 +438,9 @@ class Kubelet:
             headers = {h["name"]: h["value"] for h in action.get("httpHeaders") or []}
             url = f"{action.get('scheme', 'HTTP').lower()}://{host}:{port}{action.get('path', '/')}"
             try:
+                insecure = ssl._create_unverified_context() if url.startswith("https:") else None  # noqa: S323
                 with urllib.request.urlopen(urllib.request.Request(url, headers=headers),  # noqa: S310
-                                            timeout=timeout) as answer:
+                                            timeout=timeout, context=insecure) as answer:
                     return _kubeprobes.http_success(answer.status)
             except urllib.error.HTTPError as err:
                 return _kubeprobes.http_success(err.code)
@@ -554,6 +596,25 @@ def prestop_seconds(c: dict[str, Any]) -> float:
     return 0.0
 
 
+def listening_ports(c: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """The TCP ports a lab container serves: its declared TCP ports and its probes' ports (an app
+    listens where its probes look), the ones HTTPS probes use with TLS; 8080 when nothing says."""
+    tls = set()
+    plain = {p["containerPort"] for p in c.get("ports") or [] if p.get("protocol", "TCP") == "TCP"}
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        probe = c.get(kind) or {}
+        action = probe.get("httpGet") or probe.get("tcpSocket")
+        port = _port(c, (action or {}).get("port"))
+        if not port:
+            continue
+        if (probe.get("httpGet") or {}).get("scheme", "HTTP").upper() == "HTTPS":
+            tls.add(port)
+        else:
+            plain.add(port)
+    plain -= tls
+    return (sorted(plain) or ([] if tls else [8080])), sorted(tls)
+
+
 def _port(c: dict[str, Any], port: Any) -> int:
     if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
         return int(port)
@@ -574,20 +635,66 @@ def _comparable(status: dict[str, Any]) -> Any:
     return strip(status)
 
 
+def spawn(*, api: str, ca: Path, cert: Path, key: Path, node: str, data_dir: Path,
+          registries: str | None = None) -> subprocess.Popen[bytes] | None:
+    """Start the kubelet beside a K3s server or agent (``k3s standin-kubelet``; from the repository:
+    ``python -m lab.k3s``): pods under ``<data_dir>/agent/pods``, its log in ``agent/kubelet.log``
+    (0600), the node's ``registries.yaml`` for pulls. ``K3S_STANDIN_KUBELET=none``: none (None)."""
+    if os.environ.get("K3S_STANDIN_KUBELET", "process") != "process":
+        return None
+    import zipfile
+    exe = sys.argv[0]
+    packed = zipfile.is_zipfile(exe)
+    cmd = [exe] if packed else [sys.executable, "-m", "lab.k3s"]
+    agent = Path(data_dir) / "agent"
+    (agent / "pods").mkdir(parents=True, exist_ok=True)
+    args = [*cmd, "standin-kubelet", "--api", api, "--ca", str(ca), "--client-cert", str(cert),
+            "--client-key", str(key), "--node", node, "--state", str(agent / "pods"),
+            "--registries", str(registries or "/etc/rancher/k3s/registries.yaml")]
+    if packed:
+        args += ["--self-exe", exe]
+    log_path = agent / "kubelet.log"
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return subprocess.Popen(args, stdout=fd, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        os.close(fd)
+
+
+def stop(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    """SIGTERM (the kubelet stops its pods within their grace), SIGKILL after ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api", required=True)
-    parser.add_argument("--token-file", type=Path, required=True, help="a 0600 file holding the bearer token")
+    parser.add_argument("--token-file", type=Path, help="a 0600 file holding the bearer token")
+    parser.add_argument("--ca", help="the API's CA bundle (TLS verified against it)")
+    parser.add_argument("--client-cert", help="client certificate (with --client-key) instead of a token")
+    parser.add_argument("--client-key")
     parser.add_argument("--node", required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--images", type=Path, help="JSON {image: labels} for a registry-less lab")
     parser.add_argument("--registries", type=Path, help="the node's registries.yaml: pull from real registries")
     parser.add_argument("--no-network", action="store_true")
+    parser.add_argument("--self-exe", help="the k3s executable (containers run as its standin-pod/standin-traefik)")
     args = parser.parse_args(argv)
-    token = args.token_file.read_text().strip()
+    token = args.token_file.read_text().strip() if args.token_file else ""
+    client = (args.client_cert, args.client_key) if args.client_cert else None
     known = json.loads(args.images.read_text()) if args.images else {}
     images: ImageSource = RegistryImages(args.registries, known) if args.registries else StaticImages(known)
-    kubelet = Kubelet(Api(args.api, token), args.node, images, args.state, network=not args.no_network)
+    spawn: dict[str, list[str]] = {}
+    if args.self_exe:  # inside the K3s stand-in's zipapp: containers are its own subcommands
+        spawn = {"podserver": [args.self_exe, "standin-pod"], "proxy": [args.self_exe, "standin-traefik"]}
+    kubelet = Kubelet(Api(args.api, token, args.ca, client), args.node, images, args.state,
+                      network=not args.no_network, **spawn)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     while not stop:

@@ -55,7 +55,8 @@ def node_commands(pod_cidr: str, cluster_cidr: str = CLUSTER_CIDR) -> list[list[
         ["ip", "link", "add", BRIDGE, "type", "bridge"],
         ["ip", "addr", "replace", f"{gateway(pod_cidr)}/{prefix}", "dev", BRIDGE],
         ["ip", "link", "set", BRIDGE, "up"],
-        ["sysctl", "-qw", "net.ipv4.ip_forward=1"],
+        # set only when off: a container's /proc/sys is read-only (docker sets it with --sysctl)
+        ["sh", "-c", 'test "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 || sysctl -qw net.ipv4.ip_forward=1'],
         ["iptables", "-N", FWD_CHAIN],
         ["iptables", "-A", FWD_CHAIN, "-s", cluster_cidr, "-j", "ACCEPT"],
         ["iptables", "-A", FWD_CHAIN, "-d", cluster_cidr, "-j", "ACCEPT"],

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -90,13 +91,48 @@ def _handler(identity: dict[str, str], behaviour: Behaviour, started: float) -> 
     return Handler
 
 
-def serve(address: str, ports: list[int], identity: dict[str, str], behaviour: Behaviour) -> int:
-    """Run until SIGTERM (exit 0 after the term delay), or as the behaviour says."""
+def _tls_context() -> ssl.SSLContext:
+    """A self-signed serving certificate made at start (as metrics-server's ``--cert-dir``)."""
+    import datetime
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost@lab-pod")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=365)).sign(key, hashes.SHA256()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as tmp:
+        pem = os.path.join(tmp, "tls.pem")
+        with open(os.open(pem, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as fh:
+            fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+            fh.write(cert.public_bytes(serialization.Encoding.PEM))
+        ctx.load_cert_chain(pem)
+    return ctx
+
+
+def serve(address: str, ports: list[int], identity: dict[str, str], behaviour: Behaviour,
+          tls_ports: list[int] | None = None) -> int:
+    """Run until SIGTERM (exit 0 after the term delay), or as the behaviour says. ``tls_ports``
+    serve the same over HTTPS with a self-signed certificate."""
     if behaviour.crash is not None:
         print(f"lab pod {identity.get('pod')}: crashing on start (exit {behaviour.crash})", file=sys.stderr)
         return behaviour.crash
     started = time.monotonic()
     servers = [ThreadingHTTPServer((address, port), _handler(identity, behaviour, started)) for port in ports]
+    if tls_ports:
+        ctx = _tls_context()
+        for port in tls_ports:
+            srv = ThreadingHTTPServer((address, port), _handler(identity, behaviour, started))
+            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+            servers.append(srv)
     for srv in servers:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
     done = threading.Event()
@@ -120,13 +156,14 @@ def serve(address: str, ports: list[int], identity: dict[str, str], behaviour: B
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", default="0.0.0.0")  # noqa: S104 - the pod's own namespace
-    parser.add_argument("--port", type=int, action="append", required=True)
+    parser.add_argument("--port", type=int, action="append", default=[])
+    parser.add_argument("--tls-port", type=int, action="append", default=[], help="serve HTTPS here (self-signed)")
     parser.add_argument("--labels", default="{}", help="the image config's labels, as JSON")
     args = parser.parse_args(argv)
     identity = {"pod": os.environ.get("POD_NAME", ""), "namespace": os.environ.get("POD_NAMESPACE", ""),
                 "node": os.environ.get("NODE_NAME", ""), "image": os.environ.get("POD_IMAGE", ""),
                 "pod_ip": os.environ.get("POD_IP", "")}
-    return serve(args.address, args.port, identity, Behaviour.from_labels(json.loads(args.labels)))
+    return serve(args.address, args.port, identity, Behaviour.from_labels(json.loads(args.labels)), args.tls_port)
 
 
 if __name__ == "__main__":

@@ -67,16 +67,22 @@ class Supervisor:
                 raw = self.rfile.read(length) if length else b""
                 peer = self.connection.getpeercert() or {}
                 subject = {k: v for rdn in peer.get("subject", ()) for k, v in rdn}
-                status, body, ctype = sup.route(self.command, parts.path, parse_qs(parts.query), dict(self.headers),
-                                                raw, subject)
+                answer = sup.route(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
+                                   dict(self.headers), raw, subject)
+                status, body, ctype = answer[:3]
+                extra: dict[str, str] = answer[3] if len(answer) > 3 else {}
                 if hasattr(body, "__next__"):  # a watch: one JSON event a chunk until it ends or the client leaves
                     self.send_response(status)
                     self.send_header("Content-Type", ctype)
+                    for k, v in extra.items():
+                        self.send_header(k, v)
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
                     try:
                         for event in body:
-                            data = json.dumps(event).encode() + b"\n"
+                            data = event if isinstance(event, bytes) else json.dumps(event).encode() + b"\n"
+                            if not data:
+                                continue
                             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                             self.wfile.flush()
                         self.wfile.write(b"0\r\n\r\n")
@@ -87,6 +93,8 @@ class Supervisor:
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
+                for k, v in extra.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 if self.command != "HEAD":
@@ -120,7 +128,7 @@ class Supervisor:
         return user if user in ("server", "node") and stored and hmac.compare_digest(password, stored) else None
 
     def route(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], raw: bytes,
-              subject: dict[str, str]) -> tuple[int, Any, str]:
+              subject: dict[str, str]) -> tuple[int, Any, str] | tuple[int, Any, str, dict[str, str]]:
         tls = self.server.paths.tls
         if path == "/cacerts":
             return 200, (tls / "server-ca.crt").read_bytes(), "text/plain"

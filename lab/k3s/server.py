@@ -438,15 +438,29 @@ class Server:
 
     # -- serving ------------------------------------------------------------------------------------
     def _serve(self) -> None:
+        from . import _data
         from ._supervisor import Supervisor
+        _data.ensure_data(self.paths.data, set_environ=True)  # K3s extracts its data dir the same way
         self.supervisor = Supervisor(self)
         self.supervisor.start()
+        self._start_kubelet()
         _notify.notify("READY=1")
         log("info", "k3s is up and running")
         threading.Thread(target=self._promotion_loop, daemon=True, name="promote").start()
         from . import _snapshot
         threading.Thread(target=_snapshot.scheduler, args=(self,), daemon=True, name="snapshots").start()
         self.stop_event.wait()
+
+    def _start_kubelet(self) -> None:
+        """K3s runs the kubelet inside the server process; here it is a child (``k3s standin-kubelet``,
+        lab/k3s/_kubelet.py) with the admin client certificate, running this node's pods as processes."""
+        from ._kubelet import spawn
+        tls = self.paths.tls
+        self.kubelet = spawn(api="https://127.0.0.1:6443", ca=tls / "server-ca.crt",
+                             cert=tls / "client-admin.crt", key=tls / "client-admin.key", node=self.node_name,
+                             data_dir=self.paths.data, registries=self.cfg.get("private-registry"))
+        if self.kubelet is not None:
+            log("info", f"Running kubelet (pid {self.kubelet.pid}), log {self.paths.data / 'agent' / 'kubelet.log'}")
 
     def _promotion_loop(self) -> None:
         """Every server runs it; only the etcd leader acts (MemberPromote on each learner)."""
@@ -491,6 +505,8 @@ class Server:
         log("info", f"Removed etcd member {name}")
 
     def _shutdown(self) -> None:
+        from ._kubelet import stop
+        stop(getattr(self, "kubelet", None))
         sup = getattr(self, "supervisor", None)
         if sup is not None:
             sup.stop()

@@ -11,13 +11,52 @@ follow the registry's auth challenge with the same code.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import sys
+import types
 from pathlib import Path
+
+
+def _stdlib_ansible_urls() -> None:
+    """Provide the three ``ansible.module_utils`` names _oci_registry imports from the standard library.
+
+    Only where ansible is not installed: a lab node running the K3s stand-in's zipapp (lab/k3s/build.py
+    carries _oci_registry.py as ``ansible_collections/honeydue/infra/plugins/module_utils/``). ``open_url``
+    is urllib's: the same HTTPError answers and URLError/OSError failures as ansible's."""
+    import http.client
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    def open_url(url, method=None, headers=None, timeout=10, validate_certs=True, **_ignored):
+        context = None if validate_certs else ssl._create_unverified_context()
+        request = urllib.request.Request(url, method=method, headers=dict(headers or {}))
+        return urllib.request.urlopen(request, timeout=timeout, context=context)  # noqa: S310 - registry URLs
+
+    modules: dict[str, types.ModuleType] = {}
+    packages = ("ansible", "ansible.module_utils", "ansible.module_utils.six", "ansible.module_utils.six.moves",
+                "ansible.module_utils.six.moves.urllib")
+    for name in packages:
+        module = types.ModuleType(name)
+        module.__path__ = []  # a package (of the modules below)
+        modules[name] = module
+    modules["ansible.module_utils.urls"] = types.ModuleType("ansible.module_utils.urls")
+    modules["ansible.module_utils.urls"].open_url = open_url
+    modules["ansible.module_utils.six.moves.http_client"] = http.client
+    modules["ansible.module_utils.six.moves.urllib.error"] = urllib.error
+    for name, module in modules.items():
+        if sys.modules.get(name) is None:  # absent, or None as a blocked import
+            sys.modules[name] = module
+
 
 try:
     from ansible_collections.honeydue.infra.plugins.module_utils import _oci_registry as oci
-except ImportError:  # run outside pytest/ansible: the committed collections/ link
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
+except ImportError:
+    if importlib.util.find_spec("ansible") is None:  # a lab node (the K3s zipapp): no ansible
+        _stdlib_ansible_urls()
+    _collections = Path(__file__).resolve().parents[2] / "collections"
+    if _collections.is_dir():  # run outside pytest/ansible: the committed collections/ link
+        sys.path.insert(0, str(_collections))
     from ansible_collections.honeydue.infra.plugins.module_utils import _oci_registry as oci
 
 RegistryError = oci.RegistryError

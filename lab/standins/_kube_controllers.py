@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import _kube_endpoints
+from . import _kube_resources as kres
 from ._kube_objects import clone, now_rfc3339, template_hash
 from ._kube_pods import (DAEMONSET_TOLERATIONS, HOSTNETWORK_TOLERATION, PodLoop, is_ready, is_terminating,
                          new_pod)
@@ -78,6 +79,38 @@ class Controllers:
         for pvc in api.items(api._rt("", "persistentvolumeclaims")):
             self._pvc(pvc)
         self._endpoint_slices()
+        for ns in api.items(api._rt("", "namespaces")):
+            if ns["metadata"].get("deletionTimestamp"):
+                self._namespace_deletion(ns)
+
+    # -- namespaces ------------------------------------------------------------------------------
+    def _namespace_deletion(self, ns: dict[str, Any]) -> None:
+        """The namespace controller: delete everything in a Terminating namespace (controllers
+        first, orphaning their pods; pods gracefully, so their kubelets stop them), report what
+        remains in ``NamespaceContentRemaining``, and remove the namespace once it is empty."""
+        api = self.api
+        name = ns["metadata"]["name"]
+        pod_type = api._rt("", "pods")
+        for rt in kres.RESOURCES:
+            if not rt.namespaced or rt is pod_type:
+                continue
+            for obj in list(api.items(rt, name)):
+                api.remove(rt, obj, orphan=True)
+        remaining = [p for p in api.items(pod_type, name) if self.pod_loop.delete(p) is not None]
+        if not remaining:
+            api.remove(api._rt("", "namespaces"), ns)
+            return
+        message = f"Some resources are remaining: pods. has {len(remaining)} resource instances"
+        conditions = [c for c in (ns.get("status") or {}).get("conditions") or []
+                      if c.get("type") != "NamespaceContentRemaining"]
+        old = next((c for c in (ns.get("status") or {}).get("conditions") or []
+                    if c.get("type") == "NamespaceContentRemaining"), None)
+        if old is None or old.get("message") != message:
+            conditions.append({"type": "NamespaceContentRemaining", "status": "True", "reason": "SomeResourcesRemain",
+                               "message": message, "lastTransitionTime": now_rfc3339()})
+            ns.setdefault("status", {})["conditions"] = conditions
+            ns["metadata"]["resourceVersion"] = api.next_rv()
+            api.store(api._rt("", "namespaces"), ns)
 
     # -- EndpointSlices --------------------------------------------------------------------------
     def _endpoint_slices(self) -> None:

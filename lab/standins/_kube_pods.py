@@ -21,6 +21,7 @@ What each part mirrors:
 """
 from __future__ import annotations
 
+import datetime
 import random
 import time
 from typing import TYPE_CHECKING, Any
@@ -153,6 +154,20 @@ def status_owned_elsewhere(pod: dict[str, Any], node: dict[str, Any]) -> bool:
     if (node["metadata"].get("annotations") or {}).get(KUBELET_ANNOTATION) == "process":
         return True
     return HELM_CHART_LABEL in (pod["metadata"].get("labels") or {})
+
+
+def stopped(pod: dict[str, Any], now: float) -> bool:
+    """Whether a simulated kubelet has stopped a Terminating pod's containers by ``now``: its
+    ``preStop`` sleep runs first (at most the grace period); the processes then exit on SIGTERM."""
+    meta = pod["metadata"]
+    grace = int(meta.get("deletionGracePeriodSeconds") or 0)
+    sleeps = [int((((c.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}).get("seconds") or 0)
+              for c in (pod.get("spec") or {}).get("containers") or []]
+    wait = min(max(sleeps, default=0), grace)
+    if not wait:
+        return True
+    deadline = datetime.datetime.fromisoformat(meta["deletionTimestamp"].replace("Z", "+00:00")).timestamp()
+    return now >= deadline - grace + wait
 
 
 def is_terminating(pod: dict[str, Any]) -> bool:
@@ -440,7 +455,8 @@ class PodLoop:
                 self.api.remove(self._rt("", "pods"), pod)  # PodGC: the node is gone
             elif node is not None and is_terminating(pod) and node_ready(node) != "Unknown" and \
                     (node["metadata"].get("annotations") or {}).get(KUBELET_ANNOTATION) != "process":
-                self.api.remove(self._rt("", "pods"), pod)  # the (simulated) kubelet confirms the deletion
+                if stopped(pod, time.time()):
+                    self.api.remove(self._rt("", "pods"), pod)  # the (simulated) kubelet confirms the deletion
             elif node is not None and not is_terminating(pod) and node_name in self.not_ready_since:
                 self._maybe_evict(pod, node, time.monotonic() - self.not_ready_since[node_name], factor)
 

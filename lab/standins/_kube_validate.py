@@ -1,8 +1,9 @@
 """Validation of objects written to the Kubernetes stand-in.
 
 Built-in kinds are checked against the Kubernetes 1.34 strict JSON schemas shipped with
-``kubernetes-validate`` (validators are built once per kind and cached). Custom resources are
-checked against their CRD's ``openAPIV3Schema`` (HelmChartConfig from ``shared/specs/k3s``).
+``kubernetes-validate``, or the copy ``$HONEYDUE_KUBE_SCHEMAS`` names (validators are built once per
+kind and cached). Custom resources are checked against their CRD's ``openAPIV3Schema``
+(HelmChartConfig from ``shared/specs/k3s``).
 
 Problems come back as :class:`Problem` records sorted into the answer the real API server gives:
 
@@ -14,6 +15,7 @@ Problems come back as :class:`Problem` records sorted into the answer the real A
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +27,7 @@ import yaml
 from referencing import Registry, Resource
 
 from ._kube_resources import ResourceType
-from ._openapi import specs_dir
+from ._specs import specs_dir
 
 K8S_VERSION = "1.34.0"
 CRD_FILE_PATTERN = {("helm.cattle.io", "HelmChartConfig"): "helm.cattle.io_helmchartconfigs.{helm_controller}.yaml"}
@@ -59,6 +61,11 @@ class Problem:
 
 
 def _schema_dir() -> Path:
+    """``$HONEYDUE_KUBE_SCHEMAS`` (the K3s stand-in's zipapp extracts its copy: lab/k3s/_data.py), else
+    the ``v<K8S_VERSION>-local-strict`` directory of the installed kubernetes-validate."""
+    env = os.environ.get("HONEYDUE_KUBE_SCHEMAS")
+    if env:
+        return Path(env)
     import kubernetes_validate  # local import: heavy package data
 
     return Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / f"v{K8S_VERSION}-local-strict"
@@ -258,8 +265,34 @@ def validate_metadata(obj: dict[str, Any], rt: ResourceType) -> list[Problem]:
     return []
 
 
+def _pod_spec_paths(obj: dict[str, Any], rt: ResourceType) -> list[tuple[str, dict[str, Any]]]:
+    spec = obj.get("spec") or {}
+    if rt.group == "" and rt.kind == "Pod":
+        return [("spec", spec)]
+    if rt.kind == "CronJob":
+        job = (spec.get("jobTemplate") or {}).get("spec") or {}
+        return [("spec.jobTemplate.spec.template.spec", (job.get("template") or {}).get("spec") or {})]
+    if rt.kind in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job"):
+        return [("spec.template.spec", (spec.get("template") or {}).get("spec") or {})]
+    return []
+
+
+def _container_images(obj: dict[str, Any], rt: ResourceType) -> list[Problem]:
+    """ValidatePodSpec's ``image: Required value`` for every container (pods and pod templates)."""
+    out = []
+    for base, pod_spec in _pod_spec_paths(obj, rt):
+        for kind in ("initContainers", "containers"):
+            for i, c in enumerate(pod_spec.get(kind) or []):
+                if isinstance(c, dict) and not c.get("image"):
+                    out.append(Problem("invalid", f"{base}.{kind}[{i}].image", "FieldValueRequired", "Required value"))
+    return out
+
+
 def validate_semantics(obj: dict[str, Any], rt: ResourceType) -> list[Problem]:
-    """A few of the API server's semantic checks (selector vs template labels)."""
+    """A few of the API server's semantic checks (container images, selector vs template labels)."""
+    images = _container_images(obj, rt)
+    if images:
+        return images
     if rt.group != "apps" or rt.kind not in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"):
         return []
     spec = obj.get("spec") or {}

@@ -8,31 +8,16 @@ response schema, and a mismatch is recorded as a contract violation (tests asser
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 from jsonschema.exceptions import ValidationError
 from openapi_schema_validator import OAS30Validator
 
-_HERE = Path(__file__).resolve()
-
-
-def specs_dir() -> Path:
-    """The vendor contracts: ``$HONEYDUE_SPECS`` or the ``shared/specs`` beside the repo."""
-    env = os.environ.get("HONEYDUE_SPECS")
-    if env:
-        return Path(env)
-    repo = _HERE.parents[2]
-    for candidate in (repo.parent / "shared" / "specs", repo / "shared" / "specs"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(
-        "vendor contracts not found: set HONEYDUE_SPECS or put shared/specs beside the repository")
+from ._specs import specs_dir  # re-exported: the vendor contracts' directory lives in the light _specs module
 
 
 @lru_cache(maxsize=None)

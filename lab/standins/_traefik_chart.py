@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonschema
 
-from ._openapi import specs_dir
+from ._specs import specs_dir
 
 CHARTS = ("37.1.0", "39.0.5", "40.0.0")
 # Chart.yaml appVersion at each tag (traefik/traefik-helm-chart mirror).

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import yaml
 
+from . import _k3s_addons
 from . import _kube_resources as kres
 from ._helmcontroller import HelmController
 from ._kube_controllers import Controllers
@@ -104,6 +105,10 @@ class KubeStandIn(StandIn):
             if crd:
                 self._seed(self._rt("apiextensions.k8s.io", "customresourcedefinitions"), clone(crd))
         self.helm.seed()
+        from lab.k3s._releases import release as release_entry
+
+        for group, plural, obj in _k3s_addons.manifests(release_entry(self.release), self.disable):
+            self._seed(self._rt(group, plural), obj, "kube-system")
 
     def start(self) -> "KubeStandIn":
         """Serve, and run the controllers every 50 ms as well (they progress without requests,
@@ -316,6 +321,8 @@ class KubeStandIn(StandIn):
         segs = [s for s in req.path.split("/") if s]
         if req.method == "GET" and segs == ["version"]:
             return Response(200, self._version())
+        if segs[:2] == ["openapi", "v3"] and req.method == "GET":
+            return self._openapi(segs[2:])
         if segs[:1] == ["api"] and len(segs) <= 2 and req.method == "GET":
             return self._core_discovery(segs)
         if segs[:1] == ["apis"] and len(segs) <= 3 and req.method == "GET":
@@ -324,6 +331,17 @@ class KubeStandIn(StandIn):
         if target is None:
             return status(404, "NotFound", "the server could not find the requested resource", {})
         return self._rest(req, *target)
+
+    def _openapi(self, rest: list[str]) -> Response:
+        """``/openapi/v3`` and its per group-version documents (``_kube_openapi``)."""
+        from . import _kube_openapi
+
+        if not rest:
+            return Response(200, _kube_openapi.root(kres.RESOURCES, self.release))
+        doc = _kube_openapi.document(kres.RESOURCES, "/".join(rest), self.release)
+        if doc is None:
+            return status(404, "NotFound", "the server could not find the requested resource", {})
+        return Response(200, doc)
 
     @staticmethod
     def _version() -> dict[str, str]:
@@ -564,10 +582,18 @@ class KubeStandIn(StandIn):
                                                       f"field {rt.kind}.metadata of type v1.ObjectMeta", {}))
         obj.setdefault("metadata", {})
 
-    def _require_namespace(self, rt: ResourceType, namespace: str) -> None:
-        if rt.namespaced and self.lookup(self._rt("", "namespaces"), "", namespace) is None:
+    def _require_namespace(self, rt: ResourceType, namespace: str, name: str = "") -> None:
+        ns = self.lookup(self._rt("", "namespaces"), "", namespace) if rt.namespaced else None
+        if rt.namespaced and ns is None:
             raise KubeError(status(404, "NotFound", f'namespaces "{namespace}" not found',
                                    {"name": namespace, "kind": "namespaces"}))
+        if ns is not None and ns["metadata"].get("deletionTimestamp"):
+            # kube-apiserver's NamespaceLifecycle admission
+            raise KubeError(status(403, "Forbidden", f'{rt.qualified} "{name}" is forbidden: unable to create new '
+                                                     f'content in namespace {namespace} because it is being terminated',
+                                   {"name": name, "kind": rt.plural, "causes": [{
+                                       "reason": "NamespaceTerminating", "field": "metadata.namespace",
+                                       "message": f"namespace {namespace} is being terminated"}]}))
 
     def _prepare_create(self, rt: ResourceType, obj: dict[str, Any], namespace: str) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
@@ -596,7 +622,7 @@ class KubeStandIn(StandIn):
         if rt.namespaced and body_ns and body_ns != namespace:
             return status(400, "BadRequest", "the namespace of the provided object does not match the "
                                              "namespace sent on the request", {})
-        self._require_namespace(rt, namespace)
+        self._require_namespace(rt, namespace, obj["metadata"].get("name") or "")
         name = obj["metadata"].get("name")
         if name and self.lookup(rt, namespace, name) is not None:
             return status(409, "AlreadyExists", f'{rt.qualified} "{name}" already exists',
@@ -719,7 +745,7 @@ class KubeStandIn(StandIn):
             return status(409, "Conflict", conflict.message(), {"causes": conflict.causes()})
         if old is not None:
             return self._update(req, rt, old, result.obj, sub, result.mine, result.managers)
-        self._require_namespace(rt, namespace)
+        self._require_namespace(rt, namespace, name)
         obj = result.obj
         obj["metadata"]["name"] = name
         obj = self._prepare_create(rt, obj, namespace)
@@ -948,6 +974,8 @@ class KubeStandIn(StandIn):
                                            f'{obj["metadata"].get("uid")}', self._details(rt, name))
         if req.q("dryRun") == "All":
             return self._answer(200, obj)
+        if rt.plural == "namespaces":
+            return self._terminate_namespace(rt, obj)
         if rt.plural == "pods":
             grace = req.q("gracePeriodSeconds")
             grace = options.get("gracePeriodSeconds") if grace is None else int(grace)
@@ -956,13 +984,26 @@ class KubeStandIn(StandIn):
                 return self._answer(200, kept)
         else:
             self.remove(rt, obj, orphan=policy == "Orphan")
-        if rt.plural in ("namespaces", "pods"):
+        if rt.plural == "pods":
             gone = clone(obj)
             gone["metadata"]["deletionTimestamp"] = now_rfc3339()
-            if rt.plural == "namespaces":
-                gone["status"] = {"phase": "Terminating"}
             return self._answer(200, gone)
         return status(200, "Success", "", {**self._details(rt, name), "uid": obj["metadata"]["uid"]})
+
+    def _terminate_namespace(self, rt: ResourceType, ns: dict[str, Any]) -> Response:
+        """A namespace is not removed at once: it turns Terminating (deletionTimestamp, phase) and the
+        namespace controller deletes its content (pods gracefully), then drops the ``kubernetes``
+        finalizer and the namespace goes. The four system namespaces may not be deleted."""
+        name = ns["metadata"]["name"]
+        if name in INITIAL_NAMESPACES:
+            return status(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                          self._details(rt, name))
+        if not ns["metadata"].get("deletionTimestamp"):
+            ns["metadata"]["deletionTimestamp"] = now_rfc3339()
+            ns.setdefault("status", {})["phase"] = "Terminating"
+            ns["metadata"]["resourceVersion"] = self.next_rv()
+            self.store(rt, ns)
+        return self._answer(200, ns)
 
     def _delete_collection(self, req: Request, rt: ResourceType, namespace: str) -> Response:
         listing = self._list(req, rt, namespace)

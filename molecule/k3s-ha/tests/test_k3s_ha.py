@@ -323,6 +323,96 @@ def test_the_operators_kubeconfig_reaches_the_api_from_the_controller_side():
     assert sorted(out.stdout.split()) == ["node/srv1", "node/srv2", "node/srv3", f"node/{AGENT}"]
 
 
+# -- the app's path: outside -> ufw -> Traefik (hostNetwork) -> pods on any node ----------------------
+DOMAIN = "lab.test"
+HCC = {"apiVersion": "helm.cattle.io/v1", "kind": "HelmChartConfig", "metadata": {"name": "traefik", "namespace": "kube-system"},
+       "spec": {"valuesContent": "deployment:\n  kind: DaemonSet\nhostNetwork: true\n"
+                                 "ports:\n  web:\n    port: 80\n    hostPort: 80\n  websecure:\n    port: 443\n    hostPort: 443\n"
+                                 "updateStrategy:\n  type: RollingUpdate\n  rollingUpdate:\n    maxUnavailable: 1\n    maxSurge: 0\n"
+                                 "service:\n  enabled: false\n"
+                                 "providers:\n  kubernetesIngress:\n    publishedService:\n      enabled: false\n"}}
+
+
+def public_ip(name: str) -> str:
+    doc = json.loads(subprocess.check_output(["docker", "inspect", name]))[0]
+    return doc["NetworkSettings"]["Networks"]["honeydue-ha"]["IPAddress"]
+
+
+def _app(image: str) -> list[dict]:
+    labels = {"app.kubernetes.io/name": "api"}
+    probe = {"httpGet": {"path": "/api/health/", "port": 8000}, "periodSeconds": 1, "failureThreshold": 3}
+    return [HCC, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "honeydue"}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "honeydue"},
+             "spec": {"replicas": 3, "selector": {"matchLabels": labels},
+                      "template": {"metadata": {"labels": labels}, "spec": {
+                          "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                                         "whenUnsatisfiable": "DoNotSchedule",
+                                                         "labelSelector": {"matchLabels": labels}}],
+                          "containers": [{"name": "api", "image": image, "ports": [{"containerPort": 8000}],
+                                          "startupProbe": probe, "readinessProbe": probe}]}}}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "honeydue"},
+             "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 8000}]}},
+            {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "api", "namespace": "honeydue"},
+             "spec": {"ingressClassName": "traefik", "rules": [{"host": f"api.{DOMAIN}", "http": {"paths": [
+                 {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 80}}}}]}}]}}]
+
+
+def _k8s_play(tasks: list[dict]) -> str:
+    path = os.path.join(EPHEMERAL, "app.yml")
+    with open(path, "w") as fh:
+        json.dump([{"hosts": "localhost", "gather_facts": False,
+                    "module_defaults": {"group/kubernetes.core.k8s": {"kubeconfig": os.path.join(EPHEMERAL, "kubeconfig")}},
+                    "tasks": tasks}], fh)
+    return path
+
+
+def test_the_app_answers_through_traefik_on_every_node_and_outside_only_as_an_origin(tmp_path):
+    """A Deployment pulled from the private registry (registries.yaml from the role, a mirror endpoint),
+    run by each node's kubelet, served by the Traefik DaemonSet on :80 of every node; from `outside`
+    ufw drops it until outside's address is one of the origin (Cloudflare) ranges."""
+    from lab.registry.images import LABEL_READY_AFTER, build_image, push
+    from lab.registry.server import LabRegistry
+
+    registry = LabRegistry("token", {"lab": REGISTRY_PASSWORD}, addr="10.79.0.1:5055").start()
+    outside, outside_ip = host("ha-outside"), public_ip("ha-outside")
+    try:
+        push(build_image(tmp_path / "good", "good", {LABEL_READY_AFTER: "2"}), registry.host, "honeydue/api", "lab",
+             REGISTRY_PASSWORD, tag="good")
+        apply = [{"name": f"apply {d['kind']}", "kubernetes.core.k8s": {"state": "present", "definition": d,
+                                                                           "apply": True, "server_side_apply": {
+                                                                               "field_manager": "honeydue"}}}
+                 for d in _app("registry.lab.invalid:5000/honeydue/api:good")]
+        wait = {"name": "Available", "kubernetes.core.k8s_info": {
+            "kind": "Deployment", "namespace": "honeydue", "name": "api", "wait": True, "wait_timeout": 180,
+            "wait_condition": {"type": "Available", "status": "True"}}}
+        proc = playbook(_k8s_play([*apply, wait]))
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        ips = {n: public_ip(n) for n in SERVERS}
+
+        def curl(ip: str) -> tuple[int, dict | None]:
+            out = outside.run(f"curl -s -m 3 -H 'Host: api.{DOMAIN}' http://{ip}/api/health/")
+            return out.rc, (json.loads(out.stdout) if out.rc == 0 and out.stdout.startswith("{") else None)
+
+        assert all(curl(ip)[0] == 28 for ip in ips.values()), "ufw drops :80 from an address that is not an origin"
+        proc = playbook(os.path.join(SCENARIO, "harden.yml"), "--tags", "firewall",
+                        "-e", json.dumps({"lab_extra_origins": [f"{outside_ip}/32"]}))
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        served: dict[str, set[str]] = {n: set() for n in ips}
+        deadline = time.time() + 60
+        while time.time() < deadline and not all(len(v) >= 2 for v in served.values()):
+            for n, ip in ips.items():
+                rc, body = curl(ip)
+                if body:
+                    served[n].add(body["node"])
+        assert all(any(node != n for node in nodes) for n, nodes in served.items()), \
+            f"each node's Traefik reaches api pods on other nodes: {served}"
+    finally:
+        playbook(os.path.join(SCENARIO, "harden.yml"), "--tags", "firewall")  # outside is no origin again
+        playbook(_k8s_play([{"name": "app gone", "kubernetes.core.k8s": {
+            "state": "absent", "kind": "Namespace", "name": "honeydue", "wait": True, "wait_timeout": 120}}]))
+        registry.stop()
+
+
 # -- replacement ----------------------------------------------------------------------------------
 # extra playbook arguments every later run needs (the release after the upgrade, the vault file after the
 # rotation); HONEYDUE_K3S_EXTRA (JSON) seeds it when a few tests are re-run by hand on a lab left running

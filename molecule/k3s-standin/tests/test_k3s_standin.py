@@ -240,6 +240,102 @@ def test_every_server_answers_alike():
     assert conds["Ready"] == "True" and conds["EtcdIsVoter"] == "True"
 
 
+# -- workloads on the lab nodes -------------------------------------------------------------------
+DOMAIN = "lab.test"
+PULL_USER, PULL_PASSWORD = "deploy", "lab-pull-password"
+HCC = {"apiVersion": "helm.cattle.io/v1", "kind": "HelmChartConfig", "metadata": {"name": "traefik", "namespace": "kube-system"},
+       "spec": {"valuesContent": yaml.safe_dump({
+           "deployment": {"kind": "DaemonSet"}, "hostNetwork": True,
+           "ports": {"web": {"port": 80, "hostPort": 80}, "websecure": {"port": 443, "hostPort": 443}},
+           "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+           "service": {"enabled": False},
+           "providers": {"kubernetesIngress": {"publishedService": {"enabled": False}}}})}}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """The lab registry (Debian's distribution with Gitea-style token auth) on the private network's
+    gateway, holding the app image; the nodes pull with their registries.yaml credentials."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+    from lab.registry.images import LABEL_READY_AFTER, build_image, push
+    from lab.registry.server import LabRegistry
+    net = json.loads(subprocess.check_output(["docker", "network", "inspect", "honeydue-k3s-private"]))[0]
+    gateway = net["IPAM"]["Config"][0].get("Gateway", "10.78.0.1")
+    reg = LabRegistry("token", {PULL_USER: PULL_PASSWORD}, addr=f"{gateway}:5055").start()
+    tmp = tmp_path_factory.mktemp("images")
+    push(build_image(tmp / "good", "good", {LABEL_READY_AFTER: "2"}), reg.host, "honeydue/api", PULL_USER,
+         PULL_PASSWORD, tag="good")
+    yield reg
+    reg.stop()
+
+
+def _apply(name: str, docs: list[dict]) -> None:
+    text = "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
+    out = host(name).run("cat > /run/apply.yaml <<'EOF'\n%s\nEOF\ntimeout 60 k3s kubectl apply -f /run/apply.yaml" % text)
+    assert out.rc == 0, out.stderr + out.stdout
+
+
+def _through_traefik(ip: str) -> tuple[int, dict | str]:
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(f"http://{ip}/api/health/", headers={"Host": f"api.{DOMAIN}"})
+    try:
+        with urllib.request.urlopen(req, timeout=3) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+    except OSError as err:
+        return 0, str(err)
+
+
+def test_a_deployment_runs_as_processes_on_the_lab_nodes_and_traefik_serves_it_on_every_node(registry):
+    """Workloads over the cluster's etcd: applied on one server, scheduled by the controller Lease
+    holder, pulled from the registry with registries.yaml credentials, run and probed by each node's
+    kubelet, and served by the Traefik DaemonSet the HelmChartConfig renders (hostNetwork :80)."""
+    regs = yaml.safe_dump({"configs": {registry.host: {"auth": {"username": PULL_USER, "password": PULL_PASSWORD}}},
+                           "mirrors": {registry.host: {"endpoint": [f"http://{registry.host}"]}}})
+    for n in IP:
+        host(n).check_output("install -d -m 0755 /etc/rancher/k3s && umask 077 && "
+                             "cat > /etc/rancher/k3s/registries.yaml <<'EOF'\n%s\nEOF" % regs)
+    image = f"{registry.host}/honeydue/api:good"
+    labels = {"app.kubernetes.io/name": "api"}
+    probe = {"httpGet": {"path": "/api/health/", "port": 8000}, "periodSeconds": 1, "failureThreshold": 3}
+    _apply("k3s2", [HCC, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "honeydue"}},
+                    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "honeydue"},
+                     "spec": {"replicas": 3, "selector": {"matchLabels": labels},
+                              "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                              "template": {"metadata": {"labels": labels}, "spec": {
+                                  "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                                                 "whenUnsatisfiable": "DoNotSchedule",
+                                                                 "labelSelector": {"matchLabels": labels}}],
+                                  "containers": [{"name": "api", "image": image, "ports": [{"containerPort": 8000}],
+                                                  "startupProbe": probe, "readinessProbe": probe}]}}}},
+                    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "honeydue"},
+                     "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 8000}]}},
+                    {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "api", "namespace": "honeydue"},
+                     "spec": {"ingressClassName": "traefik", "rules": [{"host": f"api.{DOMAIN}", "http": {"paths": [
+                         {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 80}}}}]}}]}}])
+
+    def available():
+        out = kubectl("k3s3", "-n honeydue get deployment api -o json")
+        return out.rc == 0 and (json.loads(out.stdout).get("status") or {}).get("availableReplicas") == 3
+    wait_for(available, timeout=120, what="Deployment api Available with 3 replicas")
+    pods = json.loads(kubectl("k3s1", "-n honeydue get pods -o json").stdout)["items"]
+    assert sorted(p["spec"]["nodeName"] for p in pods) == ["node1", "node2", "node3"]
+    assert all(p["status"]["podIP"].startswith("10.42.") for p in pods), [p["status"].get("podIP") for p in pods]
+    served: dict[str, set[str]] = {n: set() for n in IP}
+
+    def every_node_serves():
+        for n, ip in IP.items():
+            code, body = _through_traefik(ip)
+            if code == 200 and isinstance(body, dict):
+                served[n].add(body["node"])
+        return all(len(v) >= 2 for v in served.values())
+    wait_for(every_node_serves, timeout=90, interval=0.2,
+             what="Traefik on :80 of every node reaching api pods on other nodes")
+    assert all(any(node != NODE[n] for node in nodes) for n, nodes in served.items()), served
+
+
 # -- losing nodes ---------------------------------------------------------------------------------
 def test_one_server_down_the_api_stays_up_and_the_node_goes_not_ready():
     stop("k3s3")

@@ -147,6 +147,37 @@ def test_namespace_must_exist_and_initial_namespaces(k: Client) -> None:
     assert k("GET", "/apis/apps/v1/namespaces/shop/deployments/web")[0] == 404
 
 
+def test_a_deleted_namespace_passes_through_terminating_and_refuses_new_content(k: Client) -> None:
+    k("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}})
+    web = deployment(replicas=2)
+    web["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 3}}}
+    assert k("POST", "/apis/apps/v1/namespaces/gone/deployments", web)[0] == 201
+    deadline = time.time() + 10
+    while time.time() < deadline and len(k("GET", "/api/v1/namespaces/gone/pods")[1]["items"]) < 2:
+        time.sleep(0.1)
+    code, ns, _ = k("DELETE", "/api/v1/namespaces/gone")
+    assert code == 200 and ns["status"]["phase"] == "Terminating" and ns["metadata"]["deletionTimestamp"]
+    code, body, _ = k("POST", "/api/v1/namespaces/gone/configmaps",
+                      {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}})
+    assert code == 403
+    assert_status(body, 403, "Forbidden")
+    assert body["message"] == ('configmaps "late" is forbidden: unable to create new content in namespace gone '
+                               'because it is being terminated')
+    assert body["details"]["causes"] == [{"reason": "NamespaceTerminating", "field": "metadata.namespace",
+                                          "message": "namespace gone is being terminated"}]
+    code, ns, _ = k("GET", "/api/v1/namespaces/gone")
+    assert code == 200 and ns["status"]["phase"] == "Terminating", "its pods are still stopping (preStop sleep)"
+    remaining = {c["type"]: c for c in ns["status"].get("conditions", [])}["NamespaceContentRemaining"]
+    assert remaining["status"] == "True" and "pods. has 2 resource instances" in remaining["message"]
+    assert k("GET", "/apis/apps/v1/namespaces/gone/deployments/web")[0] == 404, "controllers go first"
+    deadline = time.time() + 40
+    while time.time() < deadline and k("GET", "/api/v1/namespaces/gone")[0] == 200:
+        time.sleep(0.2)
+    assert k("GET", "/api/v1/namespaces/gone")[0] == 404, "removed once its pods are gone"
+    code, body, _ = k("DELETE", "/api/v1/namespaces/default")
+    assert code == 403 and body["message"] == 'namespaces "default" is forbidden: this namespace may not be deleted'
+
+
 def test_cluster_scoped_objects(kube_api, k: Client) -> None:
     kube_api.register_node("extra", ["10.0.0.99"], {"role": "edge"})
     nodes = k("GET", "/api/v1/nodes?labelSelector=role%3Dedge")[1]
@@ -168,6 +199,17 @@ def test_invalid_deployments(k: Client) -> None:
     assert body["message"].startswith('Deployment.apps "web" is invalid: ')
     assert {"reason": "FieldValueRequired", "message": "Required value",
             "field": "spec.template.spec.containers[0].name"} in body["details"]["causes"]
+
+    imageless = deployment()
+    del imageless["spec"]["template"]["spec"]["containers"][0]["image"]
+    code, body, _ = k("POST", DEPLOYMENTS, imageless)
+    assert code == 422
+    assert body["message"] == 'Deployment.apps "web" is invalid: spec.template.spec.containers[0].image: Required value'
+    code, body, _ = k("POST", "/api/v1/namespaces/default/pods",
+                      {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                       "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}, {"name": "side"}]}})
+    assert code == 422 and body["details"]["causes"] == [
+        {"reason": "FieldValueRequired", "message": "Required value", "field": "spec.containers[1].image"}]
 
     mismatch = deployment()
     mismatch["spec"]["selector"]["matchLabels"] = {"app": "other"}

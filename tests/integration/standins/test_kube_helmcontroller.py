@@ -204,7 +204,8 @@ def test_values_secrets_and_set_reach_helm(newest_api) -> None:
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
         "install", "--set-string", "global.systemDefaultRegistry="]
     code, log, _ = _call(newest_api, "GET", "/api/v1/namespaces/kube-system/pods/"
-                         + next(n for (_, n) in newest_api.objects[newest_api._rt("", "pods")]) + "/log")
+                         + next(n for (_, n) in newest_api.objects[newest_api._rt("", "pods")]
+                                if n.startswith("helm-install-traefik")) + "/log")
     assert code == 200 and 'Already installed traefik, upgrading\nRelease "traefik" has been upgraded.' in log
 
 
@@ -223,3 +224,36 @@ def test_failing_job_keeps_restarting_its_pod(newest_api) -> None:
     assert status["restartCount"] >= 2 and status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     job = newest_api.get_object("batch", "jobs", "kube-system", "helm-install-traefik")
     assert job["status"]["active"] == 1 and "failed" not in job["status"] and "succeeded" not in job["status"]
+
+
+def test_packaged_components_run_as_kube_system_deployments_and_disable_leaves_them_out(newest_api) -> None:
+    """K3s's coredns.yaml, local-storage.yaml and metrics-server manifests: three kube-system
+    Deployments that become Available, and the kube-dns Service on the cluster DNS address."""
+    import time
+
+    deadline = time.time() + 20
+    ready: dict[str, int] = {}
+    while time.time() < deadline:
+        listed = _call(newest_api, "GET", "/apis/apps/v1/namespaces/kube-system/deployments")[1]["items"]
+        ready = {d["metadata"]["name"]: (d.get("status") or {}).get("availableReplicas", 0) for d in listed}
+        if all(ready.get(n) == 1 for n in ("coredns", "local-path-provisioner", "metrics-server")):
+            break
+        time.sleep(0.2)
+    assert {n: ready.get(n) for n in ("coredns", "local-path-provisioner", "metrics-server")} == \
+        {"coredns": 1, "local-path-provisioner": 1, "metrics-server": 1}
+    code, dns, _ = _call(newest_api, "GET", "/api/v1/namespaces/kube-system/services/kube-dns")
+    assert code == 200 and dns["spec"]["clusterIP"] == "10.43.0.10"
+    assert [p["port"] for p in dns["spec"]["ports"]] == [53, 53, 9153]
+    coredns = _call(newest_api, "GET", "/apis/apps/v1/namespaces/kube-system/deployments/coredns")[1]
+    assert coredns["spec"]["template"]["spec"]["containers"][0]["image"] == "rancher/mirrored-coredns-coredns:1.14.4"
+
+    from lab.standins.kube import KubeStandIn
+
+    lean = KubeStandIn(token=TOKEN, release=NEWEST, disable=["coredns", "metrics-server"]).start()
+    try:
+        names = {d["metadata"]["name"] for d in
+                 _call(lean, "GET", "/apis/apps/v1/namespaces/kube-system/deployments")[1]["items"]}
+        assert "local-path-provisioner" in names and not names & {"coredns", "metrics-server"}, names
+        assert _call(lean, "GET", "/api/v1/namespaces/kube-system/services/kube-dns")[0] == 404
+    finally:
+        lean.stop()

@@ -97,3 +97,31 @@ def test_prestop_hold_from_sleep_action_or_exec_sleep() -> None:
     assert prestop_seconds({"lifecycle": {"preStop": {"exec": {"command": ["sleep", "2"]}}}}) == 2
     assert prestop_seconds({"lifecycle": {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}}}) == 0
     assert prestop_seconds({}) == 0
+
+
+def test_pulls_go_to_the_mirror_endpoints_first_then_the_registry_itself() -> None:
+    from lab.k3s._kubelet import pull_endpoints
+
+    regs = {"mirrors": {"registry.lab:5000": {"endpoint": ["http://10.79.0.1:5055", "https://cache.lab"]},
+                        "*": {"endpoint": ["http://proxy.lab:80"]}}}
+    assert pull_endpoints(regs, "registry.lab:5000") == [("10.79.0.1:5055", True), ("cache.lab", False),
+                                                          ("registry.lab:5000", False)]
+    assert pull_endpoints(regs, "docker.io") == [("proxy.lab:80", True), ("docker.io", False)]
+    assert pull_endpoints({}, "git.example.com") == [("git.example.com", False)], "HTTPS unless a mirror says otherwise"
+    same = {"mirrors": {"10.0.0.1:5000": {"endpoint": ["http://10.0.0.1:5000"]}}}
+    assert pull_endpoints(same, "10.0.0.1:5000") == [("10.0.0.1:5000", True)], "never the same host twice"
+
+
+def test_a_lab_container_listens_on_its_tcp_ports_and_where_its_probes_look() -> None:
+    from lab.k3s._kubelet import listening_ports
+
+    coredns = {"ports": [{"containerPort": 53, "protocol": "UDP"}, {"containerPort": 53, "protocol": "TCP"},
+                         {"containerPort": 9153}],
+               "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}},
+               "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"}}}
+    assert listening_ports(coredns) == ([53, 8080, 8181, 9153], [])
+    metrics = {"ports": [{"containerPort": 10250, "name": "https"}],
+               "readinessProbe": {"httpGet": {"path": "/readyz", "port": "https", "scheme": "HTTPS"}}}
+    assert listening_ports(metrics) == ([], [10250]), "an HTTPS probe's port serves TLS"
+    assert listening_ports({"name": "bare"}) == ([8080], [])
+    assert listening_ports({"startupProbe": {"tcpSocket": {"port": 5432}}}) == ([5432], [])
