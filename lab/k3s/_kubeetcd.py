@@ -65,13 +65,15 @@ class _Reads:
 
 class EtcdKube(KubeStandIn):
     name = "kube-etcd"
+    self_check = False  # nobody reads contract_violations on a lab node: no schema check of each answer
 
     def __init__(self, gateway: Any, *, release: str, disable: list[str] | tuple[str, ...] = (),
                  tick: float = 0.5, is_leader: Callable[[], bool] = lambda: True) -> None:
         self.gateway = gateway
         self.is_leader = is_leader
         self.tick = tick
-        self.loaded = -1
+        self.loaded = -1  # the etcd revision the objects were read at (-1: read the listing again)
+        self.dirty = True  # the objects may differ from etcd's in unknown ways: read everything again
         self.snapshot = store.Snapshot()
         self.stopping = threading.Event()
         super().__init__(token="", nodes=0, release=release, disable=disable)
@@ -86,36 +88,50 @@ class EtcdKube(KubeStandIn):
         return {store.key(rt.group, rt.plural, ns, name): obj
                 for rt, objs in self.objects.items() for (ns, name), obj in objs.items()}
 
-    def _range(self, count_only: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"key": _b64(PREFIX), "range_end": _b64(prefix_end(PREFIX))}
-        if count_only:
-            body["count_only"] = True
-        return self.gateway.call("/v3/kv/range", body)
+    def _range(self, **options: Any) -> dict[str, Any]:
+        return self.gateway.call("/v3/kv/range", {"key": _b64(PREFIX), "range_end": _b64(prefix_end(PREFIX)), **options})
 
     def load(self) -> None:
-        """The objects as etcd has them now (a no-op when nothing was written since the last load)."""
-        revision = int(self._range(True)["header"]["revision"])
-        if revision == self.loaded:
+        """The objects as etcd has them now. One ``keys_only`` range gives every key's mod revision;
+        only keys added or changed since the last load are read and decoded (lease renewals, the
+        most frequent writes, are not served here and cost nothing), deleted ones are dropped."""
+        listing = self._range(keys_only=True)
+        revision = int(listing["header"]["revision"])
+        if revision == self.loaded and not self.dirty:
             return
-        doc = self._range(False)
-        objects: dict[kres.ResourceType, dict[tuple[str, str], dict[str, Any]]] = {rt: {} for rt in kres.RESOURCES}
-        entries: dict[str, tuple[int, str]] = {}
-        for kv in doc.get("kvs", []):
+        now: dict[str, tuple[int, tuple[str, str, str, str]]] = {}
+        for kv in listing.get("kvs", []):
             k = base64.b64decode(kv["key"]).decode()
             parsed = store.parse_key(SERVED, k)
-            if parsed is None:
-                continue
-            try:
-                obj = json.loads(base64.b64decode(kv.get("value", "")))
-            except ValueError:
-                continue
-            mod = int(kv["mod_revision"])
-            obj.setdefault("metadata", {})["resourceVersion"] = str(mod)
-            objects[self._rt(parsed[0], parsed[1])][(parsed[2], parsed[3])] = obj
-            entries[k] = (mod, store.encode(obj))
-        self.objects = objects
+            if parsed is not None:
+                now[k] = (int(kv["mod_revision"]), parsed)
+        known = {} if self.dirty else self.snapshot.entries
+        changed = [k for k, (mod, _) in now.items() if k not in known or known[k][0] != mod]
+        if self.dirty:
+            self.objects = {rt: {} for rt in kres.RESOURCES}
+            self.dirty = False
+        entries = {k: v for k, v in known.items() if k in now}
+        for k in set(known) - set(now):
+            group, plural, ns, name = store.parse_key(SERVED, k) or ("", "", "", "")
+            self.objects[self._rt(group, plural)].pop((ns, name), None)
+        if changed:
+            low = min(now[k][0] for k in changed)
+            fresh = {base64.b64decode(kv["key"]).decode(): kv for kv in self._range(min_mod_revision=str(low)).get("kvs", [])}
+            for k in changed:
+                kv = fresh.get(k)
+                if kv is None:  # changed again and deleted meanwhile: the next load sees it
+                    continue
+                try:
+                    obj = json.loads(base64.b64decode(kv.get("value", "")))
+                except ValueError:
+                    continue
+                mod = int(kv["mod_revision"])
+                obj.setdefault("metadata", {})["resourceVersion"] = str(mod)
+                group, plural, ns, name = now[k][1]
+                self.objects[self._rt(group, plural)][(ns, name)] = obj
+                entries[k] = (mod, store.encode(obj))
         self.snapshot = store.Snapshot(entries)
-        self.revision = self.compacted = self.loaded = int(doc["header"]["revision"])
+        self.revision = self.compacted = self.loaded = revision
         self.history.clear()
 
     def commit(self) -> int | None:
@@ -124,10 +140,18 @@ class EtcdKube(KubeStandIn):
         plan = store.plan_commit(self.snapshot, self._keyed())
         if plan.empty:
             return 0
-        self.loaded = -1  # whatever happens, read again next time
+        self.dirty = True  # until the answer says otherwise
         answer = self.gateway.call("/v3/kv/txn", store.txn_body(plan))
         if not answer.get("succeeded"):
             return None
+        # What was written is what memory holds, but for its resourceVersion: read those keys again.
+        entries = dict(self.snapshot.entries)
+        for k, _ in plan.puts:
+            entries[k] = (-1, "")
+        for k in plan.deletes:
+            entries.pop(k, None)
+        self.snapshot = store.Snapshot(entries)
+        self.loaded, self.dirty = -1, False
         return int(answer["header"]["revision"])
 
     def seed(self) -> None:
@@ -160,11 +184,14 @@ class EtcdKube(KubeStandIn):
                         resp = self._route(req)
                     except KubeError as err:
                         resp = err.response
-                    if method in ("GET", "HEAD") or resp.status >= 400:
+                    if method in ("GET", "HEAD"):
+                        return resp
+                    if resp.status >= 400:
+                        self.dirty = True  # a refused write may have changed objects in memory
                         return resp
                     written = self.commit()
                 except EtcdError as exc:
-                    self.loaded = -1
+                    self.dirty = True
                     code = 504 if method == "GET" else 500
                     return status(code, "Timeout" if code == 504 else "InternalError",
                                   f"Internal error occurred: {exc.message}", {})
@@ -225,7 +252,7 @@ class EtcdKube(KubeStandIn):
                     seeded = True
                 self.control_round()
             except EtcdError:
-                self.loaded = -1
+                self.dirty = True
             except Exception as exc:  # noqa: BLE001 - a controller bug must show, not stop the loop
-                self.loaded = -1
+                self.dirty = True
                 print(f"kube-controller-manager: {exc!r}\n{traceback.format_exc()}", file=sys.stderr, flush=True)

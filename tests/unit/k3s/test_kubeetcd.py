@@ -25,18 +25,22 @@ class KV:
         self.data: dict[str, tuple[str, int, int]] = {}  # key -> (value, mod_revision, version)
         self.lock = threading.Lock()
         self.txns = 0
+        self.ranges: list[dict[str, Any]] = []  # the options of each range asked
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             if path == "/v3/kv/range":
                 start = base64.b64decode(body["key"]).decode()
                 end = base64.b64decode(body.get("range_end", "")).decode()
-                keys = sorted(k for k in self.data if (start <= k < end if end else k == start))
+                keys = sorted(k for k in self.data if (start <= k < end if end else k == start)
+                              and self.data[k][1] >= int(body.get("min_mod_revision", 0)))
+                self.ranges.append({o: body[o] for o in ("keys_only", "min_mod_revision") if o in body})
                 out: dict[str, Any] = {"header": {"revision": str(self.rev)}, "count": str(len(keys))}
                 if not body.get("count_only"):
                     out["kvs"] = [{"key": base64.b64encode(k.encode()).decode(),
-                                   "value": base64.b64encode(self.data[k][0].encode()).decode(),
-                                   "mod_revision": str(self.data[k][1]), "version": str(self.data[k][2])}
+                                   "mod_revision": str(self.data[k][1]), "version": str(self.data[k][2]),
+                                   **({} if body.get("keys_only") else
+                                      {"value": base64.b64encode(self.data[k][0].encode()).decode()})}
                                   for k in keys]
                 return out
             assert path == "/v3/kv/txn"
@@ -183,3 +187,21 @@ def test_service_cluster_ips_never_collide_across_servers(cluster) -> None:
         assert code == 201
         ips.add(svc["spec"]["clusterIP"])
     assert len(ips) == 4
+
+
+def test_reads_decode_only_what_changed_and_lease_renewals_cost_nothing(cluster) -> None:
+    kv, leader, other = cluster
+    _call(other, "GET", "/api/v1/namespaces")
+    kv.put_json("/registry/leases/kube-node-lease/node1", {"kind": "Lease", "metadata": {"name": "node1"}})
+    kv.ranges.clear()
+    code, body = _call(other, "GET", "/api/v1/namespaces")
+    assert code == 200 and kv.ranges == [{"keys_only": True}], "a lease moved the revision: the listing only"
+    code, cm = _call(leader, "POST", "/api/v1/namespaces/default/configmaps",
+                     {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}})
+    kv.ranges.clear()
+    code, seen = _call(other, "GET", "/api/v1/namespaces/default/configmaps/c")
+    assert code == 200 and seen["data"] == {"a": "1"} and seen["metadata"]["resourceVersion"] == cm["metadata"]["resourceVersion"]
+    assert kv.ranges == [{"keys_only": True}, {"min_mod_revision": cm["metadata"]["resourceVersion"]}]
+    kv.call("/v3/kv/txn", {"compare": [], "success": [{"request_delete_range": {
+        "key": base64.b64encode(b"/registry/configmaps/default/c").decode()}}]})
+    assert _call(other, "GET", "/api/v1/namespaces/default/configmaps/c")[0] == 404, "a deletion is seen"
