@@ -277,6 +277,12 @@ def test_patch_types(k: Client) -> None:
 
     code, body, _ = k("PATCH", f"{DEPLOYMENTS}/web", {"spec": {"template": {"spec": {"containers": [
         {"name": "app", "env": [{"name": "C", "value": "3"}]}]}}}}, "application/merge-patch+json")
+    assert code == 422 and body["message"] == ('Deployment.apps "web" is invalid: '
+                                               'spec.template.spec.containers[0].image: Required value'), \
+        "a merge patch replaces the whole list: the container lost its image"
+    code, body, _ = k("PATCH", f"{DEPLOYMENTS}/web", {"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": "nginx:1.27", "env": [{"name": "C", "value": "3"}]}]}}}},
+        "application/merge-patch+json")
     container = body["spec"]["template"]["spec"]["containers"][0]
     assert code == 200 and container["env"] == [{"name": "C", "value": "3"}] and "ports" not in container
 
