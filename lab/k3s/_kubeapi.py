@@ -8,7 +8,8 @@ etcd mod revision. Without quorum a request waits for etcd and fails as kube-api
 Per server: the Node object with K3s's labels and annotations (registered at start), its Lease
 renewed every ``K3S_STANDIN_LEASE_INTERVAL`` s (kubelet: 10 s). Once per cluster, on the holder of
 the ``kube-system/kube-controller-manager`` Lease: the node lifecycle controller (Ready becomes
-Unknown when a node's Lease is older than ``K3S_STANDIN_NODE_MONITOR_GRACE`` s; Kubernetes: 50 s)
+Unknown when a node's Lease is older than ``K3S_STANDIN_NODE_MONITOR_GRACE`` s; Kubernetes: 50 s;
+each node's kubelet sets Ready back to True)
 and K3s's etcd member controller (``etcd.k3s.cattle.io/remove=true`` or a Node deletion removes the
 etcd member, refused when it would lose quorum).
 """
@@ -386,7 +387,8 @@ class KubeAPI:
                                     "containerRuntimeVersion": "containerd://stand-in"},
                        "conditions": []}}
 
-    def _register(self) -> None:
+    def _register(self) -> bool:
+        """The kubelet's registration: the Node created, or updated if it exists (True once written)."""
         key = f"/registry/minions/{self.server.node_name}"
         node, rev = self._get(key)
         fresh = self.node_object()
@@ -400,7 +402,16 @@ class KubeAPI:
             node["status"]["nodeInfo"] = fresh["status"]["nodeInfo"]
         self._set_condition(node, "Ready", "True", "KubeletReady", "kubelet is posting ready status")
         self._set_condition(node, "EtcdIsVoter", "True", "MemberNotLearner", "Node is a voting member of the etcd cluster")
-        self._put(key, node, rev)
+        return self._put(key, node, rev)
+
+    def _post_status(self) -> None:
+        """The kubelet's node status update: Ready=True whenever the Node shows anything else. The node
+        lifecycle controller only ever sets Unknown (a stale Lease); it is the kubelet that sets it back."""
+        key = f"/registry/minions/{self.server.node_name}"
+        node, rev = self._get(key)
+        if node is not None and self._condition(node, "Ready") != "True":
+            self._set_condition(node, "Ready", "True", "KubeletReady", "kubelet is posting ready status")
+            self._put(key, node, rev)
 
     @staticmethod
     def _set_condition(node: dict[str, Any], ctype: str, value: str, reason: str, message: str) -> bool:
@@ -448,19 +459,26 @@ class KubeAPI:
 
     def _loop(self) -> None:
         registered = False
+        failing = ""  # the etcd error of the last round ("" when it went through): logged when it changes
         while not self.stop_event.is_set():
             try:
                 if not registered:
-                    self._register()
-                    registered = True
+                    registered = self._register()
                 self._renew_lease()
+                if registered:
+                    self._post_status()
                 self.leading = self._lead()
                 if self.leading:
                     self._node_ipam()
                     self._node_lifecycle()
                     self._etcd_members()
-            except EtcdError:
-                pass
+                if failing:
+                    print("kubelet+controllers: etcd answers again", file=sys.stderr, flush=True)
+                failing = ""
+            except EtcdError as exc:
+                if exc.message != failing:
+                    print(f"kubelet+controllers: {exc.message} (retrying)", file=sys.stderr, flush=True)
+                failing = exc.message
             except Exception as exc:  # noqa: BLE001 - a kubelet keeps posting whatever one round hit
                 import traceback
                 print(f"kubelet+controllers: {exc!r} (retrying)\n{traceback.format_exc()}", file=sys.stderr, flush=True)
@@ -486,10 +504,7 @@ class KubeAPI:
             renew = parse_time(leases.get(name, {}).get("spec", {}).get("renewTime", ""))
             alive = t - renew < self.grace
             key, rev = f"/registry/minions/{name}", int(node["metadata"]["resourceVersion"])
-            if alive and self._condition(node, "Ready") != "True":
-                self._set_condition(node, "Ready", "True", "KubeletReady", "kubelet is posting ready status")
-                self._put(key, node, rev)
-            elif not alive and self._condition(node, "Ready") == "True":
+            if not alive and self._condition(node, "Ready") == "True":
                 self._set_condition(node, "Ready", "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
                 self._put(key, node, rev)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
+import http.client
 import json
 import os
 import signal
@@ -51,23 +52,54 @@ class Api:
     def __init__(self, url: str, token: str = "", ca: str | None = None,
                  client: tuple[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
+        self.base = urllib.parse.urlsplit(self.url).path
         self.token = token
+        self._local = threading.local()  # one kept-alive connection per thread
         self.context = ssl.create_default_context(cafile=ca) if ca else None
         if client is not None:  # K3s's kubelet authenticates with its client certificate
             self.context = self.context or ssl.create_default_context()
             self.context.load_cert_chain(*client)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One request on this thread's kept-alive connection (the kubelet's client keeps its
+        connections open as client-go does: no TLS handshake per call). A kept connection the server
+        closed while idle is reopened once; any other failure is the caller's (OSError/ApiError)."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={**({"Authorization": f"Bearer {self.token}"} if self.token else {}),
-                                              "Content-Type": "application/json", "Accept": "application/json",
-                                              "User-Agent": "k3s/v1.34 (linux/amd64) kubelet"})
-        try:
-            with urllib.request.urlopen(req, timeout=5, context=self.context) as answer:  # noqa: S310 - the lab API
-                return json.loads(answer.read() or b"{}")
-        except urllib.error.HTTPError as err:
-            raise ApiError(err.code, err.read().decode(errors="replace")) from None
+        headers = {**({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+                   "Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": "k3s/v1.34 (linux/amd64) kubelet"}
+        conn = self._connection()
+        for attempt in (0, 1):
+            reused = conn.sock is not None
+            try:
+                conn.request(method, self.base + path, body=data, headers=headers)
+                answer = conn.getresponse()
+                raw = answer.read()
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected,
+                    http.client.CannotSendRequest) as err:
+                conn.close()
+                if reused and attempt == 0:
+                    continue
+                raise OSError(f"{self.url}: {err!r}") from None
+            except (OSError, http.client.HTTPException) as err:
+                conn.close()
+                raise OSError(f"{self.url}: {err!r}") from None
+            if answer.status >= 400:
+                raise ApiError(answer.status, raw.decode(errors="replace"))
+            return json.loads(raw or b"{}")
+        raise OSError(f"{self.url}: connection lost")  # pragma: no cover - the loop returns or raises
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            parts = urllib.parse.urlsplit(self.url)
+            if parts.scheme == "https":
+                conn = http.client.HTTPSConnection(parts.hostname or "127.0.0.1", parts.port or 443, timeout=5,
+                                                   context=self.context or ssl.create_default_context())
+            else:
+                conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=5)
+            self._local.conn = conn
+        return conn
 
     def items(self, path: str) -> list[dict[str, Any]]:
         try:

@@ -149,4 +149,25 @@ class Agent:
                 self._api("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", lease)
         except (urllib.error.URLError, OSError):
             log("info", f"Failed to renew lease for {name}; retrying")
+            return
+        self._post_status()
+
+    def _post_status(self) -> None:
+        """The kubelet's node status update: Ready=True whenever the Node shows anything else (the node
+        lifecycle controller sets Unknown when the Lease goes stale; the kubelet sets it back)."""
+        name = self.node_name
+        try:
+            code, node = self._api("GET", f"/api/v1/nodes/{name}")
+            if code != 200:
+                return
+            conds = (node.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds):
+                return
+            t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            ready = {"type": "Ready", "status": "True", "reason": "KubeletReady",
+                     "message": "kubelet is posting ready status", "lastHeartbeatTime": t, "lastTransitionTime": t}
+            others = [c for c in conds if c.get("type") != "Ready"]
+            self._api("PATCH", f"/api/v1/nodes/{name}/status", {"status": {"conditions": [*others, ready]}})
+        except (urllib.error.URLError, OSError, ValueError):
+            log("info", f"Failed to update node status for {name}; retrying")
 

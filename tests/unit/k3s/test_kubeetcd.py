@@ -8,12 +8,16 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 pytest.importorskip("jsonschema")
 
+from lab.k3s._etcdclient import Gateway  # noqa: E402
+from lab.k3s._kubeapi import KubeAPI  # noqa: E402
 from lab.k3s._kubeetcd import EtcdKube  # noqa: E402
 
 
@@ -51,6 +55,8 @@ class KV:
                 if c["target"] == "MOD" and mod != int(c["mod_revision"]):
                     return {"header": {"revision": str(self.rev)}, "succeeded": False}
                 if c["target"] == "VERSION" and version != int(c["version"]):
+                    return {"header": {"revision": str(self.rev)}, "succeeded": False}
+                if c["target"] == "CREATE" and int(c["create_revision"]) == 0 and k in self.data:
                     return {"header": {"revision": str(self.rev)}, "succeeded": False}
             ops = body.get("success", [])
             if ops:
@@ -205,3 +211,54 @@ def test_reads_decode_only_what_changed_and_lease_renewals_cost_nothing(cluster)
     kv.call("/v3/kv/txn", {"compare": [], "success": [{"request_delete_range": {
         "key": base64.b64encode(b"/registry/configmaps/default/c").decode()}}]})
     assert _call(other, "GET", "/api/v1/namespaces/default/configmaps/c")[0] == 404, "a deletion is seen"
+
+
+def _server_api(kv: KV, name: str) -> KubeAPI:
+    gateway = Gateway.__new__(Gateway)  # the JSON gateway's kv calls, over the model
+    gateway.call = kv.call
+    server = SimpleNamespace(node_name=name, member=f"{name}-0a1b2c3d", node_ip="10.79.0.13", release="v1.34.6+k3s1",
+                             gateway=gateway, cfg={})
+    api = KubeAPI(server)
+    api.grace = 10.0
+    return api
+
+
+def _ready(kv: KV, name: str) -> str:
+    node = kv.get_json(f"/registry/minions/{name}") or {}
+    return next((c["status"] for c in node.get("status", {}).get("conditions", []) if c["type"] == "Ready"), "")
+
+
+def test_the_lifecycle_controller_only_sets_unknown_and_the_nodes_kubelet_sets_ready_back() -> None:
+    """Kubernetes' split: the node lifecycle controller marks a node whose Lease went stale Unknown and
+    never sets True; the node's own kubelet posts Ready=True again. (The lab's restore left a rejoined
+    server Unknown for good when the controller holder was the only one that could set it back.)"""
+    kv = KV()
+    srv3, holder = _server_api(kv, "srv3"), _server_api(kv, "srv1")
+    assert srv3._register() and _ready(kv, "srv3") == "True"
+    stale = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - 60))
+    kv.put_json("/registry/leases/kube-node-lease/srv3", {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "srv3", "namespace": "kube-node-lease"},
+                "spec": {"holderIdentity": "srv3", "renewTime": stale}})
+    holder._node_lifecycle()
+    assert _ready(kv, "srv3") == "Unknown"
+    srv3._renew_lease()
+    holder._node_lifecycle()
+    assert _ready(kv, "srv3") == "Unknown", "the controller does not set Ready=True"
+    srv3._post_status()
+    assert _ready(kv, "srv3") == "True"
+    rev = kv.data["/registry/minions/srv3"][1]
+    srv3._post_status()
+    holder._node_lifecycle()
+    assert kv.data["/registry/minions/srv3"][1] == rev, "a Ready node is not rewritten every round"
+
+
+def test_registration_reports_a_lost_race_so_the_kubelet_tries_again() -> None:
+    kv = KV()
+    srv3 = _server_api(kv, "srv3")
+    real = srv3.etcd.update
+    srv3.etcd.update = lambda *a, **k: False  # another writer got there first
+    kv.put_json("/registry/minions/srv3", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "srv3"},
+                                           "status": {"conditions": []}})
+    assert srv3._register() is False
+    srv3.etcd.update = real
+    assert srv3._register() is True and _ready(kv, "srv3") == "True"
