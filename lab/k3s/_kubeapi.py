@@ -129,6 +129,7 @@ class KubeAPI:
         self.leading = False  # this server holds kube-system/kube-controller-manager
         self.workloads = None  # _kubeetcd.EtcdKube: every kind but Nodes and Leases (started by start())
         self.kubelet = os.environ.get("K3S_STANDIN_KUBELET", "process")  # "process": the lab kubelet runs pods
+        self.lost_writes = ""  # the node loop's writes whose compare failed last round (logged on change)
 
     @property
     def etcd(self):  # noqa: ANN201 - the server's Gateway
@@ -428,14 +429,14 @@ class KubeAPI:
             cur["lastTransitionTime"] = t
         return changed
 
-    def _renew_lease(self) -> None:
+    def _renew_lease(self) -> bool:
         key = f"/registry/leases/kube-node-lease/{self.server.node_name}"
         lease, rev = self._get(key)
         lease = lease or {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                           "metadata": {"name": self.server.node_name, "namespace": "kube-node-lease"},
                           "spec": {"holderIdentity": self.server.node_name, "leaseDurationSeconds": 40}}
         lease["spec"]["renewTime"] = micro_now()
-        self._put(key, lease, rev)
+        return self._put(key, lease, rev)
 
     def _lead(self) -> bool:
         """Leader election on kube-system/kube-controller-manager (15 s lease, as the controller manager)."""
@@ -464,9 +465,14 @@ class KubeAPI:
             try:
                 if not registered:
                     registered = self._register()
-                self._renew_lease()
+                renewed = self._renew_lease()
                 if registered:
                     self._post_status()
+                lost = ", ".join(w for w, ok in (("registration", registered), ("lease renewal", renewed)) if not ok)
+                if lost != self.lost_writes:
+                    print(f"kubelet+controllers: {lost or 'no'} write lost its compare (mod revision changed)",
+                          file=sys.stderr, flush=True)
+                    self.lost_writes = lost
                 self.leading = self._lead()
                 if self.leading:
                     self._node_ipam()
@@ -506,7 +512,10 @@ class KubeAPI:
             key, rev = f"/registry/minions/{name}", int(node["metadata"]["resourceVersion"])
             if not alive and self._condition(node, "Ready") == "True":
                 self._set_condition(node, "Ready", "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
-                self._put(key, node, rev)
+                if self._put(key, node, rev):  # kube-controller-manager logs the same transition
+                    print(f"node lifecycle: node {name} hasn't been updated for {t - renew:.1f}s "
+                          f"(Lease renewTime {leases.get(name, {}).get('spec', {}).get('renewTime', 'none')}): "
+                          "Ready=Unknown", file=sys.stderr, flush=True)
 
     @staticmethod
     def _condition(node: dict[str, Any], ctype: str) -> str:
