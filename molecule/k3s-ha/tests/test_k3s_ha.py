@@ -739,3 +739,9 @@ def test_the_lost_quorum_playbook_restores_from_the_survivor():
     assert sorted(n.rsplit("-", 1)[0] for n, _ in now) == ["srv1", "srv2", "srv3"] and not any(lrn for _, lrn in now)
     assert '"count":1' in etcdctl("srv1", "get /honeydue/before-the-loss").replace(" ", "")
     assert all(ready(n) for name, n in nodes().items() if name in SERVERS)
+    # one data set: every member at the same revision once a write has gone through them all (a reset
+    # from a member's own data can leave rejoined members with other data: etcd-io/etcd#14009)
+    etcdctl("srv1", "put /honeydue/after-the-restore done")
+    revisions = {name: json.loads(etcdctl(name, "get /honeydue/after-the-restore"))["kvs"][0]["mod_revision"]
+                 for name in SERVERS}  # linearizable reads: each member has applied the write
+    assert len(set(revisions.values())) == 1, f"the members hold different data: {revisions}"
