@@ -470,8 +470,8 @@ class KubeAPI:
                     self._post_status()
                 lost = ", ".join(w for w, ok in (("registration", registered), ("lease renewal", renewed)) if not ok)
                 if lost != self.lost_writes:
-                    print(f"kubelet+controllers: {lost or 'no'} write lost its compare (mod revision changed)",
-                          file=sys.stderr, flush=True)
+                    print(f"kubelet+controllers: {lost} write lost its compare (mod revision changed), retrying"
+                          if lost else "kubelet+controllers: writes go through again", file=sys.stderr, flush=True)
                     self.lost_writes = lost
                 self.leading = self._lead()
                 if self.leading:
