@@ -399,3 +399,97 @@ class Session(object):
 def manifest_exists(transport, base_url, repository, reference, username=None, password=None):
     """One HEAD for ``repository:reference`` on ``base_url``, following the auth challenge."""
     return Session(transport, base_url, username, password).manifest_exists(repository, reference)
+
+
+# --- several images, as the deploy checks them (module oci_image_exists) ---------------------------
+
+REDACTED = "********"
+IMAGE_RESULT_KEYS = ("image", "result", "digest", "media_type", "status", "code", "message")
+
+
+def redact(text, secrets):
+    """``text`` with every non-empty string of ``secrets`` replaced by ``********`` (None stays None)."""
+    if text is None:
+        return None
+    for secret in sorted((s for s in secrets or () if isinstance(s, str) and s), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def explain(state, status, code, repository, reference, username=None, token_refused=False):
+    """Why a manifest is not pullable, in words (None when it ``exists``)."""
+    who = "user %r" % (username,) if username is not None else "an anonymous puller"
+    if state == "exists":
+        return None
+    if state == "missing":
+        return "repository %s has no manifest %s (not pushed, or deleted)" % (repository, reference)
+    if state == "denied":
+        if token_refused:
+            return "the token endpoint refused %s" % (who if username is not None else "anonymous access",)
+        if username is None:
+            return "the registry refuses anonymous pulls of %s; give username and password" % (repository,)
+        return "the registry refuses %s a pull of %s" % (who, repository)
+    return "unexpected answer %s from the registry" % (("%s %s" % (status, code or "")).strip(),)
+
+
+def image_result(image, state, digest=None, media_type=None, status=None, code=None, message=None):
+    """One entry of the module's ``images``: the keys of :data:`IMAGE_RESULT_KEYS`."""
+    return {"image": image, "result": state, "digest": digest, "media_type": media_type, "status": status,
+            "code": code, "message": message}
+
+
+def check_images(images, transport, username=None, password=None, insecure=False):
+    """HEAD each distinct reference of ``images`` (in order) as one puller; a list of :func:`image_result`.
+
+    One :class:`Session` per registry host, so a registry's token is fetched once per repository.
+    A reference that does not parse, or a registry that cannot be reached, is an ``error`` entry (its
+    ``message`` says why, with ``password`` redacted); the other images are still checked. An empty
+    ``username`` is an anonymous puller, like None (a role passing an unset vault variable as ``''``).
+    """
+    if not username:
+        username = None
+    sessions, seen, results = {}, set(), []
+    puller = username if username is not None and password is not None else None  # as Session sees it
+    for image in images:
+        if image in seen:
+            continue
+        seen.add(image)
+        try:
+            host, repository, reference = split_reference(image)
+            session = sessions.get(host)
+            if session is None:
+                session = sessions[host] = Session(transport, registry_base_url(host, insecure), username, password)
+            head = session.manifest_exists(repository, reference)
+        except RegistryError as exc:
+            results.append(image_result(image, "error", message=redact(str(exc), [password])))
+            continue
+        state = head["state"]
+        token_refused = state == "denied" and session.token_error is not None
+        message = explain(state, head["status"], head["code"], repository, reference,
+                          puller, token_refused)
+        results.append(image_result(image, state, head["digest"], head["media_type"], head["status"], head["code"],
+                                    redact(message, [password])))
+    return results
+
+
+def not_existing(results):
+    """The references of the :func:`check_images` entries that are not ``exists``."""
+    return [r["image"] for r in results if r["result"] != "exists"]
+
+
+def describe(result):
+    """``<image>: <result> (<status> <code>)``, plus the reason for ``denied`` and ``error``."""
+    answer = " ".join(str(x) for x in (result["status"], result["code"]) if x is not None)
+    line = "%s: %s" % (result["image"], result["result"])
+    if answer:
+        line += " (%s)" % (answer,)
+    if result["message"] and result["result"] in ("denied", "error"):
+        line += (": %s" if answer else " (%s)") % (result["message"],)
+    return line
+
+
+def failure_message(results, password=None):
+    """The module's ``msg`` when images are not ``exists``: how many, then each one and why."""
+    bad = [r for r in results if r["result"] != "exists"]
+    text = "%d of %d image(s) cannot be pulled: %s" % (len(bad), len(results), "; ".join(describe(r) for r in bad))
+    return redact(text, [password])

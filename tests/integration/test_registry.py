@@ -162,3 +162,83 @@ def test_push_never_touches_the_hosts_auth_files(tmp_path, image, monkeypatch):
     assert list(home.iterdir()) == []
     auth = Path(f"/run/containers/{os.getuid()}/auth.json")
     assert not auth.exists() or reg.host not in json.loads(auth.read_text()).get("auths", {})
+
+
+# --- the module oci_image_exists, through ansible-playbook (token mode, like Gitea) -----------------
+
+WRONG_PASSWORD = "not-the-pull-password-9d2c41e7"
+# The passwords reach the playbook as a vault secret would: by name, never in the playbook's text
+# (ansible shows a failed task's source lines, so a literal password there would be shown).
+SECRETS = {"LAB_PULL_PASSWORD": PASSWORD, "LAB_WRONG_PASSWORD": WRONG_PASSWORD}
+
+
+@pytest.fixture(scope="module")
+def token_registry(image):
+    with LabRegistry("token", {USER: PASSWORD}) as reg:
+        push(image, reg.host, "honeydue/api", USER, PASSWORD)
+        yield reg
+
+
+def image_check(reg, tags, name="check", password="LAB_PULL_PASSWORD", **extra):
+    """A task of honeydue.infra.oci_image_exists for ``honeydue/api:<tag>`` on ``reg``, over plain HTTP,
+    with the password of the environment variable ``password``."""
+    return {"name": name, "honeydue.infra.oci_image_exists": {
+        "images": [f"{reg.host}/honeydue/api:{tag}" for tag in tags], "username": USER,
+        "password": "{{ lookup('ansible.builtin.env', '%s') }}" % password, "insecure": True, **extra}}
+
+
+def run_checks(playbook, *tasks, env=None, **kwargs):
+    plays = [{"hosts": "localhost", "gather_facts": False, "tasks": list(tasks)}]
+    return playbook(plays, env={**SECRETS, **(env or {})}, **kwargs)
+
+
+def test_module_existing_tag_passes_with_its_digest(token_registry, image, playbook):
+    checked = dict(image_check(token_registry, [SHA], name="checked"), check_mode=True)
+    run = run_checks(playbook, image_check(token_registry, [SHA]), checked)
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for name in ("check", "checked"):
+        r = run.task_results(name)
+        assert r["changed"] is False and r["missing"] == [], r
+        assert r["images"] == [{"image": f"{token_registry.host}/honeydue/api:{SHA}", "result": "exists",
+                                "digest": image.manifest_digest, "media_type": oci.MEDIA_OCI_MANIFEST, "status": 200,
+                                "code": None, "message": None}]
+    assert run.changed() == 0
+    assert [q["user"] for q in token_registry.token_server.requests[-2:]] == [USER, USER]
+
+
+def test_module_missing_tag_fails_naming_the_image(token_registry, playbook):
+    gone = f"{token_registry.host}/honeydue/api:{'0' * 40}"
+    run = run_checks(playbook, image_check(token_registry, [SHA, "0" * 40]))
+    assert run.rc == 2, run.stdout[-3000:] + run.stderr[-3000:]
+    r = run.task_results("check")
+    assert r["failed"] is True and r["changed"] is False and r["missing"] == [gone]
+    assert f"{gone}: missing (404 MANIFEST_UNKNOWN)" in r["msg"] and "1 of 2 image(s)" in r["msg"], r["msg"]
+    assert [i["result"] for i in r["images"]] == ["exists", "missing"]
+
+
+def test_module_wrong_password_is_denied(token_registry, playbook):
+    before = len(token_registry.token_server.requests)
+    run = run_checks(playbook, image_check(token_registry, [SHA], password="LAB_WRONG_PASSWORD", fail_on_missing=False))
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (entry,) = run.task_results("check")["images"]
+    assert (entry["result"], entry["status"], entry["code"]) == ("denied", 401, "UNAUTHORIZED"), entry
+    assert entry["message"] == f"the token endpoint refused user '{USER}'"
+    assert [q["status"] for q in token_registry.token_server.requests[before:]] == [401]
+
+
+def test_module_never_shows_the_password_even_with_vvv(token_registry, playbook):
+    tasks = (image_check(token_registry, [SHA]),
+             dict(image_check(token_registry, ["0" * 40], name="missing"), ignore_errors=True),
+             dict(image_check(token_registry, [SHA], name="denied", password="LAB_WRONG_PASSWORD"), ignore_errors=True))
+    run = run_checks(playbook, *tasks, extra_args=["-vvv"])
+    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.task_results("check")["images"][0]["result"] == "exists"
+    assert run.task_results("missing")["failed"] is True
+    assert run.task_results("denied")["images"][0]["result"] == "denied"
+    # and the operator's view: the repository's ansible.cfg callback (default, YAML results) at -vvv
+    shown = run_checks(playbook, *tasks, extra_args=["-vvv"], env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"})
+    assert shown.rc == 0, shown.stdout[-3000:] + shown.stderr[-3000:]
+    assert "Using module file" in shown.stdout and "oci_image_exists.py" in shown.stdout
+    assert "code: MANIFEST_UNKNOWN" in shown.stdout and "result: denied" in shown.stdout, shown.stdout[-3000:]
+    for out in (run.stdout, run.stderr, shown.stdout, shown.stderr):
+        assert PASSWORD not in out and WRONG_PASSWORD not in out

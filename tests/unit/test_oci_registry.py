@@ -227,3 +227,80 @@ def test_basic_challenge_retries_with_basic_credentials_once():
 def test_server_error_is_an_error():
     r = oci.manifest_exists(lambda m, u, h: Response(502, [], b""), "http://r", "a/b", "t")
     assert (r["state"], r["status"]) == ("error", 502)
+
+
+# --- several images (module oci_image_exists) -------------------------------------------------------
+
+def test_redact_replaces_every_secret_longest_first():
+    assert oci.redact("user deploy:pw-long and pw", ["pw", "pw-long", "", None]) == "user deploy:******** and ********"
+    assert oci.redact(None, ["x"]) is None and oci.redact("text", None) == "text"
+
+
+def test_check_images_one_session_per_host_and_one_token_per_repository():
+    g = Gitea(tags=("0123abc", "4567def"))
+    results = oci.check_images(["g.example/honeydue/api:0123abc", "g.example/honeydue/api:4567def", "g.example/honeydue/api:0123abc",
+                                "g.example/honeydue/api:fffffff"], g, "deploy", "pw")
+    assert [(r["image"], r["result"]) for r in results] == [
+        ("g.example/honeydue/api:0123abc", "exists"), ("g.example/honeydue/api:4567def", "exists"),
+        ("g.example/honeydue/api:fffffff", "missing")]
+    assert sorted(results[0]) == sorted(oci.IMAGE_RESULT_KEYS)
+    assert [c[1].split("?")[0] for c in g.calls if "/v2/token" in c[1]] == ["https://g/v2/token"]  # the challenge's realm
+    assert oci.not_existing(results) == ["g.example/honeydue/api:fffffff"]
+    assert {c[1].split("/v2/")[0] for c in g.calls if "/manifests/" in c[1]} == {"https://g.example"}
+
+
+def test_check_images_insecure_is_plain_http():
+    urls = []
+
+    def registry(method, url, headers):
+        urls.append(url)
+        return Response(200, [("Docker-Content-Digest", "sha256:" + "e" * 64)])
+
+    (r,) = oci.check_images(["127.0.0.1:5000/a/b:1"], registry, insecure=True)
+    assert r == oci.image_result("127.0.0.1:5000/a/b:1", "exists", "sha256:" + "e" * 64, None, 200)
+    assert urls == ["http://127.0.0.1:5000/v2/a/b/manifests/1"]
+
+
+def test_check_images_results_and_reasons():
+    g = Gitea()
+    wrong, = oci.check_images(["g.example/honeydue/api:0123abc"], g, "deploy", "nope")
+    assert (wrong["result"], wrong["status"], wrong["code"]) == ("denied", 401, "UNAUTHORIZED")
+    assert wrong["message"] == "the token endpoint refused user 'deploy'"
+    other, = oci.check_images(["g.example/honeydue/api:0123abc"], Gitea(), "other", "pw2")
+    assert other["message"] == "the registry refuses user 'other' a pull of honeydue/api"
+    # a username without a password is no credential (Session's rule): anonymous
+    anonymous, = oci.check_images(["g.example/honeydue/api:0123abc"], Gitea(), "deploy", None)
+    assert anonymous["message"] == "the registry refuses anonymous pulls of honeydue/api; give username and password"
+    # an empty username (a role's unset vault variable) is anonymous too: no Basic header at the token endpoint
+    g = Gitea()
+    empty, = oci.check_images(["g.example/honeydue/api:0123abc"], g, "", "")
+    assert empty["message"] == anonymous["message"] and "Authorization" not in g.calls[1][2]
+    bad, = oci.check_images(["g.example/honeydue/api:-x"], Gitea())
+    assert bad == oci.image_result("g.example/honeydue/api:-x", "error",
+                                   message="invalid tag '-x' in image reference 'g.example/honeydue/api:-x'")
+    broken, = oci.check_images(["g.example/a/b:1"], lambda m, u, h: Response(502, [], b'{"errors":[{"code":"UNAVAILABLE"}]}'))
+    assert (broken["result"], broken["message"]) == ("error", "unexpected answer 502 UNAVAILABLE from the registry")
+
+
+def test_check_images_redacts_the_password_from_error_texts():
+    def hangs_up(method, url, headers):
+        raise RegistryError("cannot reach %s: reset after %s" % (url, headers.get("Authorization", "sekrit-pw")))
+
+    (r,) = oci.check_images(["g.example/a/b:1"], hangs_up, "u", "sekrit-pw")
+    assert r["result"] == "error" and "sekrit-pw" not in r["message"] and r["message"].endswith("reset after ********")
+
+
+def test_describe_and_failure_message():
+    ok = oci.image_result("r/a:1", "exists", "sha256:" + "a" * 64, oci.MEDIA_OCI_MANIFEST, 200)
+    gone = oci.image_result("git.example/honeydue/api:3f2c1d9", "missing", status=404, code="MANIFEST_UNKNOWN",
+                            message="repository honeydue/api has no manifest 3f2c1d9 (not pushed, or deleted)")
+    denied = oci.image_result("r/b:1", "denied", status=401, code="UNAUTHORIZED", message="the token endpoint refused user 'u'")
+    down = oci.image_result("r/c:1", "error", message="cannot reach https://r/v2/c/manifests/1: timed out (pw)")
+    assert oci.describe(gone) == "git.example/honeydue/api:3f2c1d9: missing (404 MANIFEST_UNKNOWN)"
+    assert oci.describe(denied) == "r/b:1: denied (401 UNAUTHORIZED): the token endpoint refused user 'u'"
+    assert oci.describe(down) == "r/c:1: error (cannot reach https://r/v2/c/manifests/1: timed out (pw))"
+    assert oci.describe(oci.image_result("r/d:1", "error", status=500, message="x")) == "r/d:1: error (500): x"
+    assert oci.failure_message([ok, gone, denied, down], password="pw") == (
+        "3 of 4 image(s) cannot be pulled: git.example/honeydue/api:3f2c1d9: missing (404 MANIFEST_UNKNOWN); "
+        "r/b:1: denied (401 UNAUTHORIZED): the token endpoint refused user 'u'; "
+        "r/c:1: error (cannot reach https://r/v2/c/manifests/1: timed out (********))")
