@@ -93,7 +93,7 @@ def _defaults(chart: str) -> dict[str, Any]:
         "logs": {"access": {"enabled": False, "format": None}},
         "tlsOptions": {}, "tlsStore": {}, "additionalArguments": [], "global": glob,
         "ingressClass": {"enabled": True, "isDefaultClass": True, "name": ""},
-        "priorityClassName": "", "tolerations": [],
+        "priorityClassName": "", "tolerations": [], "resources": {},
         "podSecurityContext": pod_sc,
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                             "readOnlyRootFilesystem": True},
@@ -233,7 +233,7 @@ _SUPPORTED = (
     "providers.kubernetesCRD.enabled", "updateStrategy", "logs.access.enabled", "logs.access.format",
     "tlsOptions", "tlsStore", "additionalArguments", "global.checkNewVersion", "global.sendAnonymousUsage",
     "global.notAppendXForwardedFor", "global.systemDefaultRegistry", "priorityClassName", "tolerations",
-    "podSecurityContext", "securityContext", "ingressClass",
+    "podSecurityContext", "securityContext", "ingressClass", "resources",
 )
 
 
@@ -408,6 +408,8 @@ def _pod_template(values: dict[str, Any], chart: str, namespace: str) -> dict[st
         "imagePullPolicy": (values.get("image") or {}).get("pullPolicy") or "IfNotPresent",
         "ports": _container_ports(values), "args": _args(values, chart, namespace),
         "securityContext": copy.deepcopy(values.get("securityContext") or {})}
+    if values.get("resources"):  # the chart: {{- with .Values.resources }} resources: ...
+        container["resources"] = copy.deepcopy(values["resources"])
     spec: dict[str, Any] = {"serviceAccountName": "traefik", "hostNetwork": bool(values.get("hostNetwork")),
                             "containers": [container],
                             "securityContext": copy.deepcopy(values.get("podSecurityContext") or {})}
