@@ -261,7 +261,8 @@ def _key(obj: dict) -> tuple[str, str, str]:
 def summary_rows(before: Any, after: Any) -> list[dict]:
     """One row per workload in ``after``: ``kind``, ``name``, ``old_image`` (the first container's
     image in the matching ``before`` object, matched by kind, namespace and name; ``None`` when it
-    did not exist), ``new_image``, ``ready`` and ``desired``. Missing ``after`` objects are skipped."""
+    did not exist), ``new_image``, ``ready``, ``desired`` and ``line`` (``Deployment/api: 3f2c1d9 ->
+    4a5b6c7, 3/3 ready``). Missing ``after`` objects are skipped."""
     old = {}
     for item in _items(before, " (before)"):
         found, _known = _unwrap(item)
@@ -275,8 +276,22 @@ def summary_rows(before: Any, after: Any) -> list[dict]:
         status = rollout_status(found)
         prior = old.get(_key(found))
         old_images = _images(prior) if prior is not None else []
-        rows.append({"kind": status["kind"], "name": status["name"],
-                     "old_image": old_images[0] if old_images else None,
-                     "new_image": status["images"][0] if status["images"] else None,
-                     "ready": status["ready"], "desired": status["desired"]})
+        row = {"kind": status["kind"], "name": status["name"],
+               "old_image": old_images[0] if old_images else None,
+               "new_image": status["images"][0] if status["images"] else None,
+               "ready": status["ready"], "desired": status["desired"]}
+        row["line"] = "%s/%s: %s -> %s, %d/%d ready" % (row["kind"], row["name"], _tag(row["old_image"]),
+                                                         _tag(row["new_image"]), row["ready"], row["desired"])
+        rows.append(row)
     return rows
+
+
+def _tag(image: Any) -> str:
+    """The tag of an image reference (``-`` for none): what a deploy summary shows."""
+    if not image:
+        return "-"
+    if "@" in str(image):
+        return str(image).split("@", 1)[1][:19]  # a pinned digest, shortened
+    name = str(image)
+    last = name.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else "latest"

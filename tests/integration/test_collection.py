@@ -95,6 +95,11 @@ PLUGINS = [
     ("module", "honeydue.infra.k3s_quorum_join"),
     ("filter", "honeydue.infra.k3s_server_config"),
     ("filter", "honeydue.infra.k3s_critical_mismatch"),
+    ("module", "honeydue.infra.oci_image_exists"),
+    ("filter", "honeydue.infra.rollout_status"),
+    ("filter", "honeydue.infra.rollout_pending"),
+    ("filter", "honeydue.infra.rollout_revert_patch"),
+    ("filter", "honeydue.infra.rollout_summary"),
 ]
 
 

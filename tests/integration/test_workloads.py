@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 import threading
 import time
 import urllib.error
@@ -17,76 +16,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
-from lab.minilab import MiniLab
-from lab.registry.images import LABEL_CRASH, LABEL_FAIL_PATHS, LABEL_READY_AFTER, build_image, push, skopeo_available
-from lab.registry.server import LabRegistry, registry_available
+from _minilab_world import HCC, PULL_PASSWORD, PULL_USER, missing_root_tools, through_traefik, wait_for, world
+from lab.registry.images import LABEL_CRASH, LABEL_FAIL_PATHS, LABEL_READY_AFTER
 from lab.standins.kube import KubeStandIn
 
 TOKEN = "workloads-token"
 DOMAIN = "example.test"
-PULL_USER, PULL_PASSWORD = "deploy", "lab-pull-password"
 IMAGES = {"good": {LABEL_READY_AFTER: "2"}, "next": {LABEL_READY_AFTER: "2"}, "slow": {LABEL_READY_AFTER: "6"},
           "broken": {LABEL_FAIL_PATHS: "/api/health/"}, "crash": {LABEL_CRASH: "1"}}
-HCC = {"apiVersion": "helm.cattle.io/v1", "kind": "HelmChartConfig",
-       "metadata": {"name": "traefik", "namespace": "kube-system"},
-       "spec": {"valuesContent": yaml.safe_dump({
-           "deployment": {"kind": "DaemonSet"}, "hostNetwork": True,
-           "ports": {"web": {"port": 80, "hostPort": 80}, "websecure": {"port": 443, "hostPort": 443}},
-           "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
-           "service": {"enabled": False},
-           "providers": {"kubernetesIngress": {"publishedService": {"enabled": False}}},
-           "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
-                               "runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0},
-           "podSecurityContext": {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0},
-           "logs": {"access": {"enabled": True}}})}}
-
-
-def _need_root_tools() -> str | None:
-    for why, check in (("ip netns", ["ip", "netns", "list"]), ("iptables", ["iptables", "-S"])):
-        if subprocess.run(check, capture_output=True).returncode:
-            return f"{why} does not work here (the workloads tests need root and network namespaces)"
-    return registry_available() or skopeo_available()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[dict[str, Any]]:
-    reason = _need_root_tools()
+    reason = missing_root_tools()
     if reason:
         pytest.fail(reason)  # CI installs everything: a missing tool is a defect, not a skip
-    tmp = tmp_path_factory.mktemp("workloads")
-    lab = MiniLab(prefix="hdwl", state=tmp / "minilab").up()
-    registry = LabRegistry("token", {PULL_USER: PULL_PASSWORD}, addr=f"{lab.gateway}:{_free_port(lab.gateway)}").start()
-    for name, labels in IMAGES.items():
-        image = build_image(tmp / f"oci-{name}", name, labels)
-        push(image, registry.host, "honeydue/api", PULL_USER, PULL_PASSWORD, tag=name)
-    api = KubeStandIn(token=TOKEN, nodes=0, rollout_seconds=0.0)
-    api.bind = lab.gateway
-    names = [f"k3s-node-{i}" for i in (1, 2, 3)]
-    for i, name in enumerate(names, start=1):
-        api.register_node(name, [lab.node_ip(i)], kubelet="process")
-    api.start()
-    registries = yaml.safe_dump({"mirrors": {registry.host: {"endpoint": [f"http://{registry.host}"]}}})
-    lab.start_kubelets(api.url, TOKEN, names, registries=registries)
-    kubeconfig = api.kubeconfig(tmp / "kubeconfig")
-    try:
-        yield {"lab": lab, "api": api, "registry": registry, "kubeconfig": kubeconfig, "names": names, "tmp": tmp}
-    finally:
-        for name in names:
-            log = lab.kubelet_log(name)
-            if "Traceback" in log:
-                print(f"--- kubelet {name}\n{log[-4000:]}")
-        lab.down()
-        api.stop()
-        registry.stop()
-
-
-def _free_port(host: str) -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    images = {("honeydue/api", name): labels for name, labels in IMAGES.items()}
+    with world(tmp_path_factory.mktemp("workloads"), "hdwl", images, TOKEN) as cluster:
+        yield cluster
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -104,33 +50,14 @@ def _get(cluster: dict[str, Any], path: str) -> dict[str, Any]:
 
 def _through_traefik(node_ip: str, path: str = "/api/health/", host: str = f"api.{DOMAIN}",
                      timeout: float = 3) -> tuple[int, dict[str, Any] | str]:
-    req = urllib.request.Request(f"http://{node_ip}{path}", headers={"Host": host})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as err:
-        body = err.read().decode(errors="replace")
-        try:
-            return err.code, json.loads(body)
-        except ValueError:
-            return err.code, body
-    except OSError as err:
-        return 0, str(err)
+    return through_traefik(node_ip, path, host, timeout)
 
 
 def _pod_of(answer: tuple[int, dict[str, Any] | str]) -> str | None:
     return answer[1].get("pod") if answer[0] == 200 and isinstance(answer[1], dict) else None
 
 
-def _wait(what: str, check, timeout: float = 60, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+_wait = wait_for
 
 
 def _pods(cluster: dict[str, Any], selector: str, namespace: str = "app") -> list[dict[str, Any]]:

@@ -364,10 +364,18 @@ class TestSummary:
         agent = daemonset(status={"desiredNumberScheduled": 3, "numberReady": 2})
         rows = summary_rows(before, [api, web, None, agent])
         assert rows == [
-            {"kind": "Deployment", "name": "api", "old_image": "reg/api:old", "new_image": "reg/api:new", "ready": 3, "desired": 3},
-            {"kind": "Deployment", "name": "web", "old_image": None, "new_image": "reg/web:new", "ready": 1, "desired": 3},
-            {"kind": "DaemonSet", "name": "agent", "old_image": None, "new_image": "reg/agent:2", "ready": 2, "desired": 3},
+            {"kind": "Deployment", "name": "api", "old_image": "reg/api:old", "new_image": "reg/api:new", "ready": 3, "desired": 3,
+             "line": "Deployment/api: old -> new, 3/3 ready"},
+            {"kind": "Deployment", "name": "web", "old_image": None, "new_image": "reg/web:new", "ready": 1, "desired": 3,
+             "line": "Deployment/web: - -> new, 1/3 ready"},
+            {"kind": "DaemonSet", "name": "agent", "old_image": None, "new_image": "reg/agent:2", "ready": 2, "desired": 3,
+             "line": "DaemonSet/agent: - -> 2, 2/3 ready"},
         ]
+
+    def test_a_summary_line_shows_tags_of_registry_ports_and_digests(self):
+        before = [deployment(images=("reg.example:5000/api:old",))]
+        after = done_deployment(images=("reg.example:5000/api@sha256:abc",))
+        assert summary_rows(before, [after])[0]["line"] == "Deployment/api: old -> sha256:abc, 3/3 ready"
 
     def test_same_name_other_kind_does_not_match(self):
         sts = statefulset()

@@ -670,7 +670,8 @@ def test_token_rotation_restarts_one_at_a_time_and_the_old_token_no_longer_joins
     os.chmod(vault_pass, 0o600)
     since = time.time()
     proc = playbook("rotate-secrets.yml", "-e", f"k3s_server_vault_file={vault_file}",
-                    "-e", f"k3s_server_vault_password_file={vault_pass}", *EXTRA, verbose=True)
+                    "-e", f"k3s_server_vault_password_file={vault_pass}", "-e", '{"rotate_secrets": ["k3s_token"]}',
+                    *EXTRA, verbose=True)
     assert proc.returncode == 0, proc.stdout[-6000:]
     new = host("srv1").check_output("cat /etc/rancher/k3s/token").strip()
     assert new and new != TOKEN and new.startswith("K10")
