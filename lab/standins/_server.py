@@ -190,10 +190,13 @@ class StandIn:
 
     @property
     def url(self) -> str:
-        return f"http://{self.bind}:{self.port}"
+        return f"{'https' if getattr(self, 'tls', None) else 'http'}://{self.bind}:{self.port}"
 
     def start(self) -> "StandIn":
         self._server = _Server((self.bind, self._port), _handler_for(self))
+        tls = getattr(self, "tls", None)  # an ssl.SSLContext set before start(): serve HTTPS
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=self.name, daemon=True)
         self._thread.start()

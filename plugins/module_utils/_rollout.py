@@ -280,8 +280,8 @@ def summary_rows(before: Any, after: Any) -> list[dict]:
                "old_image": old_images[0] if old_images else None,
                "new_image": status["images"][0] if status["images"] else None,
                "ready": status["ready"], "desired": status["desired"]}
-        row["line"] = "%s/%s: %s -> %s, %d/%d ready" % (row["kind"], row["name"], _tag(row["old_image"]),
-                                                         _tag(row["new_image"]), row["ready"], row["desired"])
+        row["line"] = "%s/%s: %s -> %s, %d/%d ready" % (
+            row["kind"], row["name"], _tag(row["old_image"]), _tag(row["new_image"]), row["ready"], row["desired"])
         rows.append(row)
     return rows
 
