@@ -39,7 +39,7 @@ venv: ## .venv with the pinned Python toolchain (reused when requirements-dev.tx
 docker: ## make `docker info` work (use a running engine, or install docker.io and start dockerd)
 	@scripts/ensure-docker.sh
 
-registry-tools: ## the lab registry's tools: Debian's docker-registry (distribution 2.8) and skopeo
+registry-tools: ## the lab's tools: Debian's docker-registry (distribution 2.8), skopeo and redis-server
 	@scripts/ensure-registry-tools.sh
 
 image: docker ## the lab node image (Debian 13, debootstrap + docker import), tagged by recipe hash

@@ -3,6 +3,8 @@
 # and the K3s stand-in's image pulls need them; `make integration` runs this first):
 #   /usr/bin/docker-registry   Debian's distribution/registry 2.8 (package docker-registry)
 #   skopeo                     pushes the lab's OCI images into it (package skopeo)
+#   redis-server               Redis 7, to check the Redis config the app role renders (AOF, the
+#                              two-password rotation) against the real server (package redis-server)
 #
 #   1. both present                        -> nothing to do;
 #   2. root on Debian/Ubuntu               -> apt-get install them. Debian's docker-registry ships a
@@ -18,14 +20,23 @@ log() { printf 'ensure-registry-tools: %s\n' "$*" >&2; }
 missing=()
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+[ -x /usr/bin/redis-server ] || missing+=(redis-server)
 
 quiet_system_service() {
-  # Never leave Debian's system registry listening on :5000.
+  # Never leave Debian's system registry listening on :5000, nor its Redis on :6379.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl stop docker-registry.service >/dev/null 2>&1 || true
-    systemctl disable docker-registry.service >/dev/null 2>&1 || true
-    systemctl mask docker-registry.service >/dev/null 2>&1 || true
+    for unit in docker-registry.service redis-server.service; do
+      systemctl stop "$unit" >/dev/null 2>&1 || true
+      systemctl disable "$unit" >/dev/null 2>&1 || true
+      systemctl mask "$unit" >/dev/null 2>&1 || true
+    done
   else
+    if [ -x /etc/init.d/redis-server ]; then
+      /etc/init.d/redis-server stop >/dev/null 2>&1 || true
+    fi
+    for pid in $(pgrep -u redis -f '/usr/bin/redis-server 127.0.0.1:6379' || true); do
+      kill "$pid" 2>/dev/null || true
+    done
     # No systemd as PID 1: the package's postinst may have started it through its init script.
     if [ -x /etc/init.d/docker-registry ]; then
       /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
@@ -42,13 +53,13 @@ quiet_system_service() {
 
 if [ ${#missing[@]} -eq 0 ]; then
   quiet_system_service
-  log "docker-registry and skopeo are installed"
+  log "docker-registry, skopeo and redis-server are installed"
   exit 0
 fi
 
 if [ "$(id -u)" != 0 ] || [ ! -r /etc/os-release ] || ! grep -qiE '^(ID|ID_LIKE)=.*(debian|ubuntu)' /etc/os-release; then
   log "missing: ${missing[*]}, and this is not root on Debian/Ubuntu."
-  log "Install them (Debian/Ubuntu: apt-get install docker-registry skopeo), then re-run."
+  log "Install them (Debian/Ubuntu: apt-get install docker-registry skopeo redis-server), then re-run."
   exit 1
 fi
 
@@ -68,4 +79,4 @@ trap cleanup EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 quiet_system_service
-log "installed: docker-registry $(dpkg-query -W -f='${Version}' docker-registry), skopeo $(skopeo --version | awk '{print $3}')"
+log "installed: docker-registry $(dpkg-query -W -f='${Version}' docker-registry), skopeo $(skopeo --version | awk '{print $3}'), redis-server $(dpkg-query -W -f='${Version}' redis-server)"
