@@ -65,6 +65,17 @@ written here from the API reference (:data:`ORIGIN_TLS_SCHEMAS`); sources:
   refused value answers 400 ``1007 Invalid value for zone setting ssl`` (the code and wording
   Cloudflare sends for other settings: cloudflare/terraform-provider-cloudflare#3003,
   pulumi/pulumi-cloudflare#1319). Other setting names are not modelled (7000 no route).
+* ``GET``/``PATCH /zones/{id}/settings/always_use_https`` -- the same *Edit zone setting* call
+  and permissions ("Zone Settings Write"; reads also "Zone Settings Read"). "Reply to all requests
+  for URLs that use "http" with a 301 redirect to the equivalent "https" URL" (the API reference;
+  the SDKs' ``zones.settings.always_use_https``, result type ``{id: 'always_use_https', value: 'on' |
+  'off', editable, modified_on}``); default ``off`` (schema ``zones_always_use_https``,
+  ``"default": "off"``), seeded so for every new zone. Any other value, a non-string or an extra key
+  answers 400 ``1007 Invalid value for zone setting always_use_https`` -- the wording Cloudflare uses
+  for every setting (``Invalid value for zone setting early_hints (1007)`` for an on/off setting,
+  cloudflare/terraform-provider-cloudflare#3177; #3003 and pulumi/pulumi-cloudflare#1319 above).
+  The redirect itself is not served (the stand-in has no edge); :meth:`CloudflareStandIn.zone_settings`
+  tells lab code what the edge would do.
 * ``POST``/``GET /zones/{id}/origin_tls_client_auth``, ``GET``/``DELETE .../{certificate_id}`` --
   *Zone Certificates*, https://developers.cloudflare.com/api/resources/origin_tls_client_auth/subresources/zone_certificates/
   (same paths as the SDKs' deprecated ``origin_tls_client_auth.create/list/get/delete``; accepted
@@ -155,6 +166,7 @@ PERMISSIONS = frozenset({ZONE_READ, ZONE_WRITE, DNS_READ, DNS_WRITE, ZONE_SETTIN
                          SSL_READ, SSL_WRITE})
 AUTH_ERROR = 10000  # "Authentication error": a token without the permission a call needs (HTTP 403)
 SSL_VALUES = ("off", "flexible", "full", "strict")  # zones_ssl_value
+ALWAYS_USE_HTTPS_VALUES = ("on", "off")  # zones_always_use_https_value
 ENTERPRISE_SSL_VALUES = ("origin_pull",)
 AOP_STATUSES = ("initializing", "pending_deployment", "pending_deletion", "active", "deleted",
                 "deployment_timed_out", "deletion_timed_out")
@@ -167,6 +179,12 @@ ORIGIN_TLS_SCHEMAS: dict[str, dict[str, Any]] = {
                                    "value": {"type": "string", "enum": list(SSL_VALUES + ENTERPRISE_SSL_VALUES)},
                                    "editable": {"type": "boolean"},
                                    "modified_on": {"type": "string", "format": "date-time", "nullable": True}}},
+    "always-use-https-setting": {
+        "type": "object", "required": ["id", "value", "editable"], "additionalProperties": False,
+        "properties": {"id": {"type": "string", "enum": ["always_use_https"]},
+                       "value": {"type": "string", "enum": list(ALWAYS_USE_HTTPS_VALUES)},
+                       "editable": {"type": "boolean"},
+                       "modified_on": {"type": "string", "format": "date-time", "nullable": True}}},
     "aop-certificate": {"type": "object", "additionalProperties": False,
                         "required": ["id", "certificate", "expires_on", "issuer", "signature", "status", "uploaded_on"],
                         "properties": {"id": {"type": "string", "maxLength": 32},
@@ -385,6 +403,7 @@ class CloudflareStandIn(StandIn):
         self.aop_deploy_seconds = aop_deploy_seconds
         self.tokens: dict[str, frozenset[str]] = {}
         self.ssl_settings: dict[str, Body] = {}
+        self.always_use_https: dict[str, Body] = {}
         self.aop_certificates: dict[str, dict[str, Body]] = {}
         self.aop_enabled: dict[str, bool] = {}
         self.batch_limit = batch_limit
@@ -404,6 +423,7 @@ class CloudflareStandIn(StandIn):
         self.zones = {}
         self.records = {}
         self.ssl_settings = {}
+        self.always_use_https = {}
         self.aop_certificates = {}
         self.aop_enabled = {}
         self.tokens = {self.token: PERMISSIONS}  # the constructor's token may do everything
@@ -438,6 +458,9 @@ class CloudflareStandIn(StandIn):
         self.zones[zone["id"]] = zone
         self.records[zone["id"]] = {}
         self.ssl_settings[zone["id"]] = {"id": "ssl", "value": self._seed_ssl, "editable": True, "modified_on": None}
+        # Cloudflare's default for the setting (schema zones_always_use_https: "default": "off").
+        self.always_use_https[zone["id"]] = {"id": "always_use_https", "value": "off", "editable": True,
+                                             "modified_on": None}
         self.aop_certificates[zone["id"]] = {}
         self.aop_enabled[zone["id"]] = False  # "It is false by default."
         return zone
@@ -455,11 +478,43 @@ class CloudflareStandIn(StandIn):
         """Seed a zone's SSL mode (as if changed in the dashboard)."""
         self.ssl_settings[self.zone_by_name(zone_name)["id"]].update(value=value, modified_on=_now())
 
+    def set_always_use_https(self, zone_name: str, value: str) -> None:
+        """Seed a zone's Always Use HTTPS (``"on"``/``"off"``, as if changed in the dashboard)."""
+        if value not in ALWAYS_USE_HTTPS_VALUES:
+            raise ValueError(f"always_use_https is 'on' or 'off', not {value!r}")
+        with self._lock:
+            self.always_use_https[self.zone_by_name(zone_name)["id"]].update(value=value, modified_on=_now())
+
+    def zone_settings(self, zone_name: str) -> Body:
+        """What the edge does for ``zone_name`` now, for lab code standing in for it.
+
+        ``{"ssl": mode, "always_use_https": "on"|"off", "aop_enabled": bool, "aop_certificate":
+        {"certificate": pem, "private_key": pem} | None}``. ``aop_certificate`` is the client
+        certificate Cloudflare presents to the origin with zone-level AOP: among the zone's uploaded
+        certificates that are ``active`` now (deployed: ``aop_deploy_seconds`` after the upload, and not
+        deleted -- a deleted one is ``pending_deletion``), the one uploaded last (the stand-in's choice
+        while an old and a new one are both active; Cloudflare does not say which it presents). It is
+        given even while ``aop_enabled`` is false; the edge presents it only when it is true.
+        """
+        with self._lock:
+            zone_id = self.zone_by_name(zone_name)["id"]
+            active = [cert for cert in self.aop_certificates[zone_id].values()
+                      if (view := self._aop_view(cert)) is not None and view["status"] == "active"]
+            newest = max(active, key=lambda c: c["_uploaded_at"], default=None)
+            return {"ssl": self.ssl_settings[zone_id]["value"],
+                    "always_use_https": self.always_use_https[zone_id]["value"],
+                    "aop_enabled": self.aop_enabled[zone_id],
+                    "aop_certificate": None if newest is None else {"certificate": newest["certificate"],
+                                                                    "private_key": newest["_private_key"]}}
+
     def zone_by_name(self, name: str) -> Body:
         return next(z for z in self.zones.values() if z["name"] == name)
 
     def control(self, req: Request, what: str) -> Response:
         """``POST /_standin/zones {"name": ...}`` adds a zone; ``GET /_standin/zones`` lists them.
+
+        ``GET /_standin/zone_settings?zone=NAME`` answers :meth:`zone_settings` (private key included:
+        the lab's own certificate, on loopback).
 
         ``POST /_standin/rate_limit {"limit": N|null, "window": s, "block": s, "retry_after": s}``
         sets the rate limiter and the ``retry-after`` of the ``rate_limit`` fault (any key optional).
@@ -495,6 +550,11 @@ class CloudflareStandIn(StandIn):
             except (TypeError, ValueError) as exc:
                 return Response(400, {"error": str(exc)})
             return Response(204)
+        if what == "zone_settings" and req.method == "GET":
+            name = req.q("zone", DEFAULT_ZONE) or DEFAULT_ZONE
+            if not any(z["name"] == name for z in self.zones.values()):
+                return Response(404, {"error": f"no zone {name}"})
+            return Response(200, self.zone_settings(name))
         if what == "aop" and req.method == "POST":
             spec = req.body if isinstance(req.body, dict) else {}
             seconds = spec.get("deploy_seconds")
@@ -819,10 +879,13 @@ class CloudflareStandIn(StandIn):
 
     # -- origin TLS: the zone's SSL mode and zone-level Authenticated Origin Pulls -----------------
     def _origin_tls(self, req: Request, parts: list[str]) -> Response:
-        """``/zones/{id}/settings/ssl`` and ``/zones/{id}/origin_tls_client_auth[/settings|/{cert}]``."""
+        """``/zones/{id}/settings/{ssl,always_use_https}``, ``/zones/{id}/origin_tls_client_auth[/settings|/{cert}]``."""
         rest = parts[2:]
         if rest[0] == "settings":
-            routes = {("GET",): self._get_ssl, ("PATCH",): self._patch_ssl} if rest == ["settings", "ssl"] else {}
+            settings = {"ssl": {("GET",): self._get_ssl, ("PATCH",): self._patch_ssl},
+                        "always_use_https": {("GET",): self._get_always_use_https,
+                                             ("PATCH",): self._patch_always_use_https}}
+            routes = settings.get(rest[1], {}) if len(rest) == 2 else {}
             read, write = ZONE_SETTINGS_READ, ZONE_SETTINGS_WRITE
         elif rest == ["origin_tls_client_auth"]:
             routes = {("GET",): self._list_aop, ("POST",): self._upload_aop}
@@ -859,7 +922,8 @@ class CloudflareStandIn(StandIn):
             return
         path = req.path[len(API):]
         kind = "ssl-setting" if "/settings/ssl" in path else (
-            "aop-settings" if path.endswith("/origin_tls_client_auth/settings") else "aop-certificate")
+            "always-use-https-setting" if "/settings/always_use_https" in path else (
+                "aop-settings" if path.endswith("/origin_tls_client_auth/settings") else "aop-certificate"))
         result = resp.body.get("result")
         for item in result if isinstance(result, list) else [result]:
             for problem in self.contract.schema_errors(f"r:{kind}", ORIGIN_TLS_SCHEMAS[kind], item):
@@ -877,6 +941,19 @@ class CloudflareStandIn(StandIn):
         if set(body) - {"value"} or not isinstance(value, str) or value not in allowed:
             return fail(400, dns.error(1007, "Invalid value for zone setting ssl"))
         setting = self.ssl_settings[zone["id"]]
+        setting.update(value=value, modified_on=_now())
+        return ok(dict(setting))
+
+    # settings/always_use_https
+    def _get_always_use_https(self, req: Request, zone: Body, rest: list[str]) -> Response:
+        return ok(dict(self.always_use_https[zone["id"]]))
+
+    def _patch_always_use_https(self, req: Request, zone: Body, rest: list[str]) -> Response:
+        body = req.body if isinstance(req.body, dict) else {}
+        value = body.get("value")
+        if set(body) - {"value"} or not isinstance(value, str) or value not in ALWAYS_USE_HTTPS_VALUES:
+            return fail(400, dns.error(1007, "Invalid value for zone setting always_use_https"))
+        setting = self.always_use_https[zone["id"]]
         setting.update(value=value, modified_on=_now())
         return ok(dict(setting))
 
@@ -953,6 +1030,7 @@ class CloudflareStandIn(StandIn):
             "id": _new_id(), "certificate": pem, "expires_on": _stamp(cert.not_valid_after_utc),
             "issuer": _issuer(cert), "signature": _signature(cert), "uploaded_on": _now(),
             "_uploaded_at": self._clock(), "_deleted_at": None,
+            "_private_key": key_pem,  # never answered (views drop "_" keys); zone_settings() gives it to lab code
         }
         self.aop_certificates[zone["id"]][record["id"]] = record
         return ok(self._aop_view(record))

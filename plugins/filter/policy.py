@@ -9,6 +9,7 @@ A policy is a dict::
     admin_cidrs: [198.51.100.0/24]    # SSH (and the Kubernetes API when api_public) from here only
     api_public: true                  # 6443 from admin_cidrs on the public side (deploy.yml runs there)
     origin_cidrs: [...]               # 80/443 from here only (Cloudflare's ranges)
+    origin_http: true                 # false: 443 only (Full strict with Always Use HTTPS: the switch's last step)
     private_cidr: 10.0.1.0/24         # the cluster's private subnet: every cluster port, and only there
     flannel_backend: vxlan            # or wireguard-native (encrypted overlay, UDP 51820/51821)
     pod_cidr: 10.42.0.0/16
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.common.text.converters import to_text
 
 # K3s server ports between nodes (docs.k3s.io/installation/requirements#networking).
@@ -31,7 +33,7 @@ FLANNEL_UDP = {
     "host-gw": (),
     "wireguard-native": ((51820, 51821),),
 }
-DEFAULTS = {"ssh_port": 22, "api_public": True, "flannel_backend": "vxlan",
+DEFAULTS = {"ssh_port": 22, "api_public": True, "origin_http": True, "flannel_backend": "vxlan",
             "pod_cidr": "10.42.0.0/16", "service_cidr": "10.43.0.0/16"}
 
 
@@ -73,7 +75,11 @@ def normalize(policy):
                                  f"{sorted(FLANNEL_UDP)}")
     if port in {q for lo, hi in K3S_TCP for q in range(lo, hi + 1)} | {80, 443}:
         raise AnsibleFilterError(f"network policy: ssh_port {port} collides with a cluster or web port")
-    return {**p, "ssh_port": port, "api_public": bool(p["api_public"]),
+    try:
+        origin_http = boolean(p["origin_http"], strict=True)
+    except TypeError:
+        raise AnsibleFilterError(f"network policy: origin_http must be true or false, not {p['origin_http']!r}") from None
+    return {**p, "ssh_port": port, "api_public": bool(p["api_public"]), "origin_http": origin_http,
             "admin_cidrs": _nets(p, "admin_cidrs"), "origin_cidrs": _nets(p, "origin_cidrs"),
             "private_cidr": _net(p, "private_cidr"), "pod_cidr": _net(p, "pod_cidr"),
             "service_cidr": _net(p, "service_cidr")}
@@ -108,9 +114,10 @@ def hcloud_firewall_rules(policy, ssh_ports=None):
     if p["api_public"]:
         rules.append({"description": "kubernetes api from admins", "direction": "in", "protocol": "tcp",
                       "port": "6443", "source_ips": p["admin_cidrs"]})
-    rules += [{"description": "http from cloudflare", "direction": "in", "protocol": "tcp", "port": "80",
-               "source_ips": p["origin_cidrs"]},
-              {"description": "https from cloudflare", "direction": "in", "protocol": "tcp", "port": "443",
+    if p["origin_http"]:
+        rules.append({"description": "http from cloudflare", "direction": "in", "protocol": "tcp", "port": "80",
+                      "source_ips": p["origin_cidrs"]})
+    rules += [{"description": "https from cloudflare", "direction": "in", "protocol": "tcp", "port": "443",
                "source_ips": p["origin_cidrs"]},
               {"description": "icmp", "direction": "in", "protocol": "icmp", "source_ips": ["0.0.0.0/0", "::/0"]}]
     return rules
@@ -129,7 +136,8 @@ def ufw_policy_rules(policy, private_iface=None, ssh_ports=None):
               "comment": "ssh from admins"}]
     if p["api_public"]:
         rules.append({"from_ip": p["admin_cidrs"], "port": "6443", "proto": "tcp", "comment": "kubernetes api from admins"})
-    rules.append({"from_ip": p["origin_cidrs"], "port": "80,443", "proto": "tcp", "comment": "http from cloudflare"})
+    rules.append({"from_ip": p["origin_cidrs"], "port": "80,443" if p["origin_http"] else "443", "proto": "tcp",
+                  "comment": "http from cloudflare"})
     rules.append({"from_ip": [p["private_cidr"]], "port": ",".join(_ufw_port(lo, hi) for lo, hi in K3S_TCP),
                   "proto": "tcp", "comment": "k3s between nodes (private network)", **on})
     udp = FLANNEL_UDP[p["flannel_backend"]]

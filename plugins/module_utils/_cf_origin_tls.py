@@ -1,6 +1,7 @@
 # Copyright: (c) 2026, honeyDue engineering
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure planner of cf_origin_tls: a zone's SSL mode and zone-level Authenticated Origin Pulls (AOP).
+"""Pure planner of cf_origin_tls: a zone's SSL mode, zone-level Authenticated Origin Pulls (AOP) and
+Always Use HTTPS.
 
 Private to the collection. No I/O: :func:`plan` and :func:`predict` are plain functions of plain
 dicts, and :func:`converge` takes the Cloudflare calls as an object, so everything here is unit-tested
@@ -19,6 +20,13 @@ Vendor rules the plan keeps (sources in ``lab/standins/cloudflare.py``):
   "without downtime" procedure: upload the new one, wait until it is ``active``, then delete the
   old ones. Uploading the same certificate twice is refused by Cloudflare (1406), so the plan
   compares certificates (DER bytes) and uploads only when the zone lacks this one.
+* Always Use HTTPS (the ``always_use_https`` zone setting: the edge answers every HTTP request with
+  a 301 to https) is what lets the origin close port 80: in Full (strict) the edge reaches the
+  origin with the visitor's scheme, so without it an HTTP visitor is sent to the origin's port 80.
+  It is the last step of the switch: turned on after the SSL mode is raised, the certificate is
+  active and AOP is on (a failure before it leaves HTTP visitors served as before), and the first
+  step of backing out: turned off before AOP is switched off and the mode is lowered (the mirror
+  order, as for AOP and the mode). Turning it off sends HTTP visitors to the origin's port 80 again.
 * Writes are never resent blindly: after a write that got no answer or a 5xx, the zone is read
   again and planned again (at most ``max_replans`` times).
 """
@@ -80,8 +88,9 @@ def permission_for(method, path):
     return PERMISSIONS.get((kind, access), PERMISSIONS[("zones", "read")])
 
 
-def desired(ssl=None, certificate=None, private_key=None, aop_enabled=None):
-    """Validate the module's options into ``{"ssl", "certificate", "der", "private_key", "aop_enabled"}``."""
+def desired(ssl=None, certificate=None, private_key=None, aop_enabled=None, always_use_https=None):
+    """Validate the module's options into ``{"ssl", "certificate", "der", "private_key", "aop_enabled",
+    "always_use_https"}`` (``always_use_https``: None, or a bool)."""
     if ssl is not None and ssl not in SSL_MODES:
         raise PlanError(f"ssl must be one of {', '.join(SSL_MODES)}, not {ssl!r}")
     if (certificate is None) != (private_key is None):
@@ -93,21 +102,24 @@ def desired(ssl=None, certificate=None, private_key=None, aop_enabled=None):
     if aop_enabled and ssl in PLAIN_HTTP_MODES:
         raise PlanError(f"aop_enabled=true with ssl={ssl}: zone-level Authenticated Origin Pulls does not work when "
                         "Cloudflare talks plain HTTP to the origin; use ssl: strict (or full)")
-    if ssl is None and certificate is None and aop_enabled is None:
-        raise PlanError("nothing to manage: give ssl, aop_certificate/aop_private_key or aop_enabled")
+    if always_use_https is not None and not isinstance(always_use_https, bool):
+        raise PlanError(f"always_use_https must be true or false, not {always_use_https!r}")
+    if ssl is None and certificate is None and aop_enabled is None and always_use_https is None:
+        raise PlanError("nothing to manage: give ssl, aop_certificate/aop_private_key, aop_enabled or always_use_https")
     return {"ssl": ssl, "certificate": certificate, "der": der, "private_key": private_key,
-            "aop_enabled": aop_enabled}
+            "aop_enabled": aop_enabled, "always_use_https": always_use_https}
 
 
 def reads(want):
-    """Which parts of the zone must be read: ``{"ssl", "aop", "certificates"}`` booleans.
+    """Which parts of the zone must be read: ``{"ssl", "aop", "certificates", "always_use_https"}`` booleans.
 
     Only what the task manages (or needs for a safety rule) is read, so a token needs only the
     permissions of what it changes.
     """
     return {"ssl": want["ssl"] is not None or bool(want["aop_enabled"]),
             "aop": want["aop_enabled"] is not None or want["ssl"] in PLAIN_HTTP_MODES,
-            "certificates": want["der"] is not None or bool(want["aop_enabled"])}
+            "certificates": want["der"] is not None or bool(want["aop_enabled"]),
+            "always_use_https": want.get("always_use_https") is not None}
 
 
 def is_ours(cert, der):
@@ -118,14 +130,20 @@ def is_ours(cert, der):
 
 
 def plan(current, want):
-    """The ordered steps that bring ``current`` (``{"ssl", "aop_enabled", "certificates"}``, None where
-    not read) to ``want`` (from :func:`desired`). Raises PlanError for a state it must not produce.
+    """The ordered steps that bring ``current`` (``{"ssl", "aop_enabled", "certificates",
+    "always_use_https"}``, None where not read) to ``want`` (from :func:`desired`). Raises PlanError
+    for a state it must not produce.
 
-    Steps: ``{"action": "aop", "enabled": bool}``, ``{"action": "ssl", "from", "to"}``,
-    ``{"action": "upload"}``, ``{"action": "await", "id"}`` (wait until the certificate is active),
-    ``{"action": "delete", "id"}``.
+    Steps: ``{"action": "always_use_https", "from", "to"}`` (bools), ``{"action": "aop", "enabled": bool}``,
+    ``{"action": "ssl", "from", "to"}``, ``{"action": "upload"}``, ``{"action": "await", "id"}`` (wait
+    until the certificate is active), ``{"action": "delete", "id"}``. Always Use HTTPS is turned off
+    first and turned on last.
     """
     steps = []
+    auh_now, auh_want = current.get("always_use_https"), want.get("always_use_https")
+    auh_step = None
+    if auh_want is not None and auh_want != auh_now:
+        auh_step = {"action": "always_use_https", "from": auh_now, "to": auh_want}
     ssl_now, aop_now = current.get("ssl"), current.get("aop_enabled")
     ssl_end = want["ssl"] if want["ssl"] is not None else ssl_now
     aop_end = want["aop_enabled"] if want["aop_enabled"] is not None else aop_now
@@ -136,6 +154,8 @@ def plan(current, want):
                             "(or in the same task)")
         raise PlanError(f"ssl={ssl_end} while zone-level Authenticated Origin Pulls is on: switch it off in the same "
                         "task (aop_enabled: false), it is switched off before the SSL mode is lowered")
+    if auh_step is not None and not auh_want:
+        steps.append(auh_step)  # backing out: before anything of the HTTPS path is taken down
     if want["aop_enabled"] is False and aop_now:
         steps.append({"action": "aop", "enabled": False})
     if want["ssl"] is not None and want["ssl"] != ssl_now:
@@ -159,16 +179,21 @@ def plan(current, want):
                         "of this zone's own)")
     if want["aop_enabled"] and not aop_now:
         steps.append({"action": "aop", "enabled": True})
+    if auh_step is not None and auh_want:
+        steps.append(auh_step)  # the last step of the switch
     return steps
 
 
 def predict(current, steps, want):
     """The zone after ``steps`` (for check mode and --diff); an uploaded certificate has id None."""
     out = {"ssl": current.get("ssl"), "aop_enabled": current.get("aop_enabled"),
-           "certificates": [dict(c) for c in current.get("certificates") or []]}
+           "certificates": [dict(c) for c in current.get("certificates") or []],
+           "always_use_https": current.get("always_use_https")}
     for step in steps:
         if step["action"] == "ssl":
             out["ssl"] = step["to"]
+        elif step["action"] == "always_use_https":
+            out["always_use_https"] = step["to"]
         elif step["action"] == "aop":
             out["aop_enabled"] = step["enabled"]
         elif step["action"] == "upload":
@@ -183,11 +208,13 @@ def predict(current, steps, want):
 
 
 def summary(state, der):
-    """``state`` without PEM bodies: ``{"ssl", "aop_enabled", "certificates": [{id, status, expires_on, ours}]}``."""
+    """``state`` without PEM bodies: ``{"ssl", "aop_enabled", "always_use_https", "certificates": [{id, status,
+    expires_on, ours}]}``."""
     certs = [{"id": c.get("id"), "status": c.get("status"), "expires_on": c.get("expires_on"),
               "ours": is_ours(c, der) if der is not None else None}
              for c in state.get("certificates") or [] if c.get("status") not in GONE]
     return {"ssl": state.get("ssl"), "aop_enabled": state.get("aop_enabled"),
+            "always_use_https": state.get("always_use_https"),
             "certificates": sorted(certs, key=lambda c: (c["id"] is None, c["id"] or ""))}
 
 
@@ -209,7 +236,8 @@ class ConvergeError(Exception):
 def _read(api, what):
     return {"ssl": api.get_ssl() if what["ssl"] else None,
             "aop_enabled": api.get_aop_enabled() if what["aop"] else None,
-            "certificates": api.list_certificates() if what["certificates"] else None}
+            "certificates": api.list_certificates() if what["certificates"] else None,
+            "always_use_https": api.get_always_use_https() if what.get("always_use_https") else None}
 
 
 def _await_active(api, cert_id, applied, timeout, interval, sleep, now):
@@ -236,10 +264,11 @@ def converge(api, want, check_mode=False, max_replans=3, activation_timeout=300.
     """Read what ``want`` manages, plan, and (unless ``check_mode``) apply the steps in order.
 
     ``api`` has ``get_ssl()``, ``set_ssl(mode)``, ``get_aop_enabled()``, ``set_aop_enabled(bool)``,
-    ``list_certificates()``, ``get_certificate(id)``, ``upload(certificate, private_key)`` and
-    ``delete(id)``; a failed call raises one of ``api_errors`` whose ``outcome`` is ``refused``
-    (not applied: stop), or ``unknown`` (no answer or 5xx: it may have landed; read again and plan
-    again, at most ``max_replans`` times). Returns ``{"before", "after", "steps", "changed", "replans"}``.
+    ``list_certificates()``, ``get_certificate(id)``, ``upload(certificate, private_key)``,
+    ``delete(id)``, ``get_always_use_https()`` (a bool) and ``set_always_use_https(bool)``; a failed
+    call raises one of ``api_errors`` whose ``outcome`` is ``refused`` (not applied: stop), or
+    ``unknown`` (no answer or 5xx: it may have landed; read again and plan again, at most
+    ``max_replans`` times). Returns ``{"before", "after", "steps", "changed", "replans"}``.
     """
     what = reads(want)
     before = _read(api, what)
@@ -301,6 +330,8 @@ def _apply(api, step, uploaded_id, applied, timeout, interval, sleep, now):
         return api.set_ssl(step["to"]) or {}
     if action == "aop":
         return api.set_aop_enabled(step["enabled"]) or {}
+    if action == "always_use_https":
+        return api.set_always_use_https(step["to"]) or {}
     if action == "upload":
         return api.upload() or {}
     if action == "delete":

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: cf_origin_tls
-short_description: A Cloudflare zone's SSL mode and zone-level Authenticated Origin Pulls, each on its own
+short_description: A Cloudflare zone's SSL mode, zone-level Authenticated Origin Pulls and Always Use HTTPS
 version_added: 0.1.0
 author: honeyDue engineering (@honeydue)
 description:
   - Sets how Cloudflare's edge connects to the origin, so that the origin can trust only this zone's
-    Cloudflare traffic. Three independent parts, each managed only when its option is given, so that
+    Cloudflare traffic. Four independent parts, each managed only when its option is given, so that
     a switch can be driven one safe step at a time (for example certificate on the origin, then
-    O(ssl=strict), then O(aop_enabled=true), then the origin requires client certificates).
+    O(ssl=strict), then O(aop_enabled=true), then the origin requires client certificates, then
+    O(always_use_https=true), then the origin closes port 80).
   - O(ssl) is the zone's SSL/TLS encryption mode (C(PATCH /zones/{id}/settings/ssl), read with C(GET)).
     C(strict) is Full (strict), which needs a valid certificate on the origin, for example a
     Cloudflare Origin CA certificate.
@@ -27,6 +28,15 @@ description:
     Zone-level AOP uses the zone's own certificate; global AOP (the C(tls_client_auth) setting, not
     managed here) uses a certificate Cloudflare shares between all its customers, so it proves
     nothing about which zone the traffic belongs to.
+  - O(always_use_https) is the zone setting Always Use HTTPS (C(PATCH /zones/{id}/settings/always_use_https)
+    with C(on) or C(off), read with C(GET)) - the edge answers every HTTP request with a 301 redirect to
+    https. It is what lets the origin close port 80 - in Full (strict) the edge reaches the origin with
+    the visitor's scheme, so without it an HTTP visitor is sent to the origin's port 80.
+  - Order within one task. Always Use HTTPS is the last step of the switch - turned on after the SSL mode
+    is raised, the certificate is active and AOP is on, so a failure before it leaves HTTP visitors
+    served as before. It is the first step of backing out - turned off before AOP is switched off and
+    the mode is lowered (the mirror order, as for AOP and the mode). Turning it off sends HTTP visitors
+    to the origin's port 80 again, so open it on the origin first.
   - Safe by construction. Refused before any write are an end state with AOP on and O(ssl) C(off)
     or C(flexible) (AOP does not work when the edge talks plain HTTP), and switching AOP on while the
     zone has no active client certificate and none is given. When both change, AOP is switched off
@@ -34,11 +44,12 @@ description:
   - Writes are never resent blindly. After a write that got a 5xx or no answer, the zone is read
     again and planned again (at most O(max_replans) times). Reads are retried on 429, 5xx and
     connection errors, like M(honeydue.infra.cf_dns_roundrobin).
-  - "Token permissions: O(ssl) needs Zone Settings: Edit (API name Zone Settings Write); the
+  - "Token permissions: O(ssl) and O(always_use_https) need Zone Settings: Edit (API name Zone Settings Write); the
     certificate and O(aop_enabled) need SSL and Certificates: Edit (SSL and Certificates Write);
     O(zone) needs Zone: Read. A token lacking one gets HTTP 403 with code 10000 (Authentication error)
     from Cloudflare, and the module's error names the permission the refused call needs. Only the
-    parts the task manages are read, so a task that manages only O(ssl) needs only Zone Settings."
+    parts the task manages are read, so a task that manages only O(ssl) or O(always_use_https) needs only
+    Zone Settings."
 options:
   zone:
     description: Zone name. Needs Zone:Read; give O(zone_id) instead to avoid the lookup.
@@ -64,6 +75,11 @@ options:
   aop_enabled:
     description: Whether zone-level Authenticated Origin Pulls is on; not managed when omitted.
     type: bool
+  always_use_https:
+    description:
+      - Whether the zone setting Always Use HTTPS is on (Cloudflare's C(on)/C(off)); not managed when omitted.
+      - Applied after O(ssl), the certificate and O(aop_enabled) when turned on, and before them when turned off.
+    type: bool
   aop_activation_timeout:
     description:
       - Seconds to wait for a newly uploaded certificate to turn C(active) (Cloudflare deploys it within
@@ -83,7 +99,9 @@ attributes:
   check_mode:
     details: Reads the zone and reports the steps it would take (RV(steps)); writes nothing.
   diff_mode:
-    details: Before and after of the SSL mode, the AOP switch and the zone-level certificates (ids and status, no PEM).
+    details: >-
+      Before and after of the SSL mode, the AOP switch, Always Use HTTPS and the zone-level certificates
+      (ids and status, no PEM).
 notes:
   - Run it on the controller (a localhost play, or C(delegate_to=localhost)); it only talks to the Cloudflare API.
   - "Vendor behaviour relied on: Edit zone setting
@@ -122,11 +140,28 @@ EXAMPLES = r"""
     api_token: "{{ vault_cloudflare_api_token }}"
   register: origin_tls
 
-- name: Roll back to Flexible (AOP is switched off first)
+- name: Step 4 - Always Use HTTPS on, before the origin closes port 80
+  honeydue.infra.cf_origin_tls:
+    zone: honeydue.example
+    always_use_https: true
+    api_token: "{{ vault_cloudflare_api_token }}"
+
+- name: The whole switch in one task (Always Use HTTPS last)
+  honeydue.infra.cf_origin_tls:
+    zone: honeydue.example
+    ssl: strict
+    aop_certificate: "{{ lookup('ansible.builtin.file', '.secrets/origin-tls/client.crt') }}"
+    aop_private_key: "{{ lookup('ansible.builtin.file', '.secrets/origin-tls/client.key') }}"
+    aop_enabled: true
+    always_use_https: true
+    api_token: "{{ vault_cloudflare_api_token }}"
+
+- name: Roll back to Flexible (port 80 open on the origin again; Always Use HTTPS off first, then AOP, then the mode)
   honeydue.infra.cf_origin_tls:
     zone_id: 023e105f4ecef8ad9ca31a8372d0c353
     ssl: flexible
     aop_enabled: false
+    always_use_https: false
     api_token: "{{ vault_cloudflare_api_token }}"
 """
 
@@ -144,6 +179,11 @@ aop_enabled:
   description: Whether zone-level AOP is on after the task; null when neither read nor managed.
   returned: success
   type: bool
+always_use_https:
+  description: Whether Always Use HTTPS is on after the task (in check mode, what it would be); null when not managed.
+  returned: success
+  type: bool
+  sample: true
 certificate:
   description: The zone-level certificate that is O(aop_certificate) (id null in check mode before its upload).
   returned: success, when O(aop_certificate) is given
@@ -170,11 +210,12 @@ certificates:
 steps:
   description:
     - The steps applied, in order (in check mode, the steps that would be applied); on failure, the ones that landed.
-    - C(ssl) (from, to), C(upload) (id), C(delete) (id), C(aop) (enabled).
+    - C(ssl) (from, to), C(upload) (id), C(delete) (id), C(aop) (enabled), C(always_use_https) (from, to, as booleans).
   returned: always
   type: list
   elements: dict
-  sample: [{"action": "ssl", "from": "flexible", "to": "strict"}, {"action": "aop", "enabled": true}]
+  sample: [{"action": "ssl", "from": "flexible", "to": "strict"}, {"action": "aop", "enabled": true},
+           {"action": "always_use_https", "from": false, "to": true}]
 replans:
   description: New plans made after writes with an unknown outcome.
   returned: success
@@ -256,6 +297,12 @@ class ZoneApi:
     def set_ssl(self, mode):
         return self.client.edit_setting(self.zone_id, "ssl", mode)
 
+    def get_always_use_https(self):
+        return self.client.get_setting(self.zone_id, "always_use_https").get("value") == "on"
+
+    def set_always_use_https(self, enabled):
+        return self.client.edit_setting(self.zone_id, "always_use_https", "on" if enabled else "off")
+
     def get_aop_enabled(self):
         return bool(self.client.get_aop_settings(self.zone_id).get("enabled"))
 
@@ -307,7 +354,7 @@ def _diff(before, after, der):
 
 def run(module, client, facts):
     p = module.params
-    want = desired(p["ssl"], p["aop_certificate"], p["aop_private_key"], p["aop_enabled"])
+    want = desired(p["ssl"], p["aop_certificate"], p["aop_private_key"], p["aop_enabled"], p["always_use_https"])
     if want["certificate"] is not None:
         check_pair(want["certificate"], want["private_key"])
     zone_id = facts["zone_id"] = p["zone_id"] or client.zone_id(p["zone"])
@@ -317,7 +364,7 @@ def run(module, client, facts):
                     sleep=time.sleep, now=time.monotonic)
     after = summary(done["after"], want["der"])
     result = {"changed": done["changed"], "zone_id": zone_id, "ssl": after["ssl"], "aop_enabled": after["aop_enabled"],
-              "steps": done["steps"], "replans": done["replans"], "api_calls": client.calls}
+              "always_use_https": after["always_use_https"], "steps": done["steps"], "replans": done["replans"], "api_calls": client.calls}
     if done["after"].get("certificates") is not None:
         result["certificates"] = after["certificates"]
     if want["der"] is not None:
@@ -336,11 +383,12 @@ def main():
             aop_certificate=dict(type="str"),
             aop_private_key=dict(type="str", no_log=True),
             aop_enabled=dict(type="bool"),
+            always_use_https=dict(type="bool"),
             aop_activation_timeout=dict(type="float", default=300.0),
             aop_poll_interval=dict(type="float", default=10.0),
             **common_argument_spec(),
         ),
-        required_one_of=[("zone", "zone_id"), ("ssl", "aop_certificate", "aop_enabled")],
+        required_one_of=[("zone", "zone_id"), ("ssl", "aop_certificate", "aop_enabled", "always_use_https")],
         required_together=[("aop_certificate", "aop_private_key")],
         supports_check_mode=True,
     )

@@ -69,9 +69,67 @@ def test_check_mode_writes_nothing_and_shows_the_diff(cloudflare_api, origin_tls
     assert res["changed"] and [s["action"] for s in res["steps"]] == ["ssl", "upload", "await", "aop"]
     assert writes(cloudflare_api) == []
     assert zone(cloudflare_api, origin_tls.zone_id) == ("flexible", False, [])
-    assert res["diff"]["before"] == {"ssl": "flexible", "aop_enabled": False, "certificates": []}
+    assert res["diff"]["before"] == {"ssl": "flexible", "aop_enabled": False, "always_use_https": None, "certificates": []}
     assert res["diff"]["after"]["ssl"] == "strict" and res["diff"]["after"]["aop_enabled"] is True
     assert res["diff"]["after"]["certificates"] == [{"id": None, "status": "active", "expires_on": None, "ours": True}]
+
+
+def auh(cf, zone_id):
+    return cf.always_use_https[zone_id]["value"]
+
+
+def test_always_use_https_on_then_again_then_off(cloudflare_api, origin_tls):
+    res = origin_tls(always_use_https=True)
+    assert origin_tls.last.rc == 0, origin_tls.last.stdout[-3000:]
+    assert res["changed"] and res["always_use_https"] is True
+    assert res["steps"] == [{"action": "always_use_https", "from": False, "to": True}]
+    assert writes(cloudflare_api) == ["PATCH settings/always_use_https"]
+    assert [r.body for r in cloudflare_api.log if r.method == "PATCH"] == [{"value": "on"}]
+    assert auh(cloudflare_api, origin_tls.zone_id) == "on"
+    assert res["diff"]["before"]["always_use_https"] is False and res["diff"]["after"]["always_use_https"] is True
+    assert res["ssl"] is None and res["aop_enabled"] is None  # only what is managed is read
+
+    cloudflare_api.log.clear()
+    again = origin_tls(always_use_https=True)
+    assert not again["changed"] and origin_tls.last.changed() == 0 and again["steps"] == []
+    assert writes(cloudflare_api) == [] and [r.method for r in cloudflare_api.log] == ["GET"] * 2  # zone, setting
+
+    off = origin_tls(always_use_https=False)
+    assert off["changed"] and off["steps"] == [{"action": "always_use_https", "from": True, "to": False}]
+    assert auh(cloudflare_api, origin_tls.zone_id) == "off" and off["always_use_https"] is False
+
+
+def test_always_use_https_check_mode_writes_nothing(cloudflare_api, origin_tls):
+    res = origin_tls(check=True, always_use_https=True)
+    assert res["changed"] and res["steps"] == [{"action": "always_use_https", "from": False, "to": True}]
+    assert res["always_use_https"] is True and res["diff"]["after"]["always_use_https"] is True
+    assert writes(cloudflare_api) == [] and auh(cloudflare_api, origin_tls.zone_id) == "off"
+
+
+def test_always_use_https_is_the_last_step_of_the_switch_and_the_first_back(cloudflare_api, origin_tls):
+    res = origin_tls(always_use_https=True, **SWITCH)
+    assert origin_tls.last.rc == 0, origin_tls.last.stdout[-3000:]
+    assert [s["action"] for s in res["steps"]] == ["ssl", "upload", "aop", "always_use_https"]
+    assert writes(cloudflare_api) == ["PATCH settings/ssl", "POST origin_tls_client_auth",
+                                      "PUT origin_tls_client_auth/settings", "PATCH settings/always_use_https"]
+    assert cloudflare_api.zone_settings(ZONE) == {"ssl": "strict", "always_use_https": "on", "aop_enabled": True,
+                                                  "aop_certificate": {"certificate": CERT, "private_key": KEY}}
+    cloudflare_api.log.clear()
+    back = origin_tls(ssl="flexible", aop_enabled=False, always_use_https=False)
+    assert [s["action"] for s in back["steps"]] == ["always_use_https", "aop", "ssl"]
+    assert writes(cloudflare_api) == ["PATCH settings/always_use_https", "PUT origin_tls_client_auth/settings",
+                                      "PATCH settings/ssl"]
+    assert cloudflare_api.zone_settings(ZONE)["always_use_https"] == "off"
+
+
+def test_a_token_without_zone_settings_edit_cannot_turn_always_use_https_on(cloudflare_api, origin_tls):
+    cloudflare_api.add_token("settings-reader-1", ["Zone Read", "Zone Settings Read"])
+    res = origin_tls(token="settings-reader-1", always_use_https=True)
+    assert res["failed"] and not res["changed"] and res["steps"] == []
+    assert res["failure"]["status"] == 403 and res["failure"]["method"] == "PATCH"
+    assert res["failure"]["errors"] == [{"code": 10000, "message": "Authentication error"}]
+    assert res["failure"]["permission"] == "Zone Settings: Edit" and "Applied before the failure: nothing" in res["msg"]
+    assert auh(cloudflare_api, origin_tls.zone_id) == "off"
 
 
 def test_each_step_alone(cloudflare_api, origin_tls):

@@ -4,6 +4,7 @@ probed for real and reached through Traefik on every node, as a user's request a
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
-from _minilab_world import HCC, PULL_PASSWORD, PULL_USER, missing_root_tools, through_traefik, wait_for, world
+from _minilab_world import PULL_PASSWORD, PULL_USER, missing_root_tools, through_traefik, wait_for, world
 from lab.registry.images import LABEL_FAIL_PATHS, LABEL_READY_AFTER
 
 TOKEN = "deploy-token"
@@ -54,12 +55,10 @@ def cluster(tmp_path_factory) -> Iterator[dict[str, Any]]:
             **SECRETS}}}
         cluster["inventory"] = tmp / "inventory.yml"
         cluster["inventory"].write_text(yaml.safe_dump(inventory))
-        hcc = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"kubernetes.core.k8s": {
-            "kubeconfig": str(cluster["kubeconfig"]), "definition": HCC, "apply": True,
-            "server_side_apply": {"field_manager": "honeydue.infra"}}}]}]
-        (tmp / "hcc.yml").write_text(yaml.safe_dump(hcc))
         from conftest import run_playbook
-        run = run_playbook(tmp, str(tmp / "hcc.yml"))
+        # Traefik as the ingress stage leaves it (role traefik_hostnet), before anything else.
+        run = run_playbook(tmp, "playbooks/ingress.yml", inventory=str(cluster["inventory"]),
+                           extra_args=["-e", "traefik_hostnet_wait_delay=1"])
         assert run.rc == 0, run.stdout[-3000:]
         yield cluster
 
@@ -250,3 +249,85 @@ def _vault_loader():
         pass
     Loader.add_constructor("!vault", lambda loader, node: loader.construct_scalar(node).encode())
     return Loader
+
+
+# -- origin TLS -----------------------------------------------------------------------------------
+CF_TOKEN = "cf-switch-token"
+
+
+def test_the_origin_tls_switch_from_flexible_to_full_strict_never_fails_a_request_through_the_edge(
+        cluster, playbook, tmp_path) -> None:
+    """Cloudflare (the stand-in's zone settings) in front, its edge (lab/edge.py: settings 2 s late, no
+    retry on another origin, as on the Free plan) reaching Traefik on every node; HTTPS and HTTP
+    visitors poll the api while the switch runs step by step."""
+    from lab.edge import Edge, origin_ca, origin_certificate
+    from lab.standins.cloudflare import CloudflareStandIn
+
+    lab = cluster["lab"]
+    cf = CloudflareStandIn(token=CF_TOKEN, zones=[DOMAIN], aop_deploy_seconds=0.5).start()
+    ca = origin_ca()
+    cert, key = origin_certificate(ca, [DOMAIN, f"*.{DOMAIN}"])
+    edge = Edge(lambda: cf.zone_settings(DOMAIN), lambda host: [lab.node_ip(i) for i in (1, 2, 3)], zone=DOMAIN,
+                origin_ca_pem=ca[0], lag=2.0, connect_timeout=3, response_timeout=15).start()
+    edge_ca = tmp_path / "edge-ca.pem"
+    edge_ca.write_text(edge.edge_ca_pem)
+    failures: list[Any] = []
+    seen: dict[str, set[int]] = {"https": set(), "http": set()}
+    stop = threading.Event()
+
+    def visitor(scheme: str) -> None:
+        while not stop.is_set():
+            try:
+                answer = edge.request("GET", f"{scheme}://api.{DOMAIN}/api/health/", timeout=20)
+                status = answer.status
+            except OSError as err:
+                status = f"no answer: {err}"
+            seen[scheme].add(status)
+            if status not in (200, 301):
+                failures.append((scheme, status))
+            time.sleep(0.05)
+
+    visitors = [threading.Thread(target=visitor, args=(s,)) for s in ("https", "http", "https")]
+    args = ["-e", json.dumps({
+        "honeydue_origin_tls": "full_strict", "vault_honeydue_origin_cert": cert, "vault_honeydue_origin_key": key,
+        "origin_tls_dir": str(tmp_path / "origin-tls"), "origin_tls_api_base_url": f"{cf.url}/client/v4",
+        "origin_tls_check_url": f"{edge.https_url}/api/health/", "origin_tls_check_host": f"api.{DOMAIN}",
+        "origin_tls_check_ca": str(edge_ca), "origin_tls_propagation_seconds": 3,
+        "traefik_hostnet_wait_delay": 1})]
+    env = {"CLOUDFLARE_API_TOKEN": CF_TOKEN}
+    try:
+        for v in visitors:
+            v.start()
+        run = playbook("playbooks/origin-tls-switch.yml", inventory=str(cluster["inventory"]), extra_args=args,
+                       env=env, timeout=900)
+        time.sleep(3)  # the last setting reaches the edge
+    finally:
+        stop.set()
+        for v in visitors:
+            v.join()
+    try:
+        assert run.rc == 0, _failure(run, cluster)
+        assert failures == [], failures[:10]
+        assert seen["https"] == {200} and seen["http"] == {200, 301}, seen
+        settings = cf.zone_settings(DOMAIN)
+        assert (settings["ssl"], settings["aop_enabled"], settings["always_use_https"]) == ("strict", True, "on")
+        steps = [t["task"]["name"].split(" : ")[-1] for p in run.result["plays"] for t in p["tasks"]
+                 if t["task"]["name"].split(" : ")[-1].startswith("The step held")]
+        assert steps == ["The step held: the Origin certificate on Traefik", "The step held: zone SSL strict",
+                         "The step held: zone-level AOP on", "The step held: client certificates required on Traefik",
+                         "The step held: Always Use HTTPS"], steps
+        # The origin now refuses TLS clients without the zone's client certificate.
+        import ssl
+        context = ssl.create_default_context(cadata=ca[0])
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            with socket.create_connection((lab.node_ip(1), 443), timeout=5) as raw:
+                with context.wrap_socket(raw, server_hostname=f"api.{DOMAIN}") as tls:
+                    tls.sendall(f"GET /api/health/ HTTP/1.1\r\nHost: api.{DOMAIN}\r\n\r\n".encode())
+                    if not tls.recv(1):
+                        raise ConnectionResetError("closed")
+        again = playbook("playbooks/origin-tls-switch.yml", inventory=str(cluster["inventory"]), extra_args=args,
+                         env=env, timeout=900)
+        assert again.rc == 0 and again.changed() == 0, (again.stats, _failure(again, cluster))
+    finally:
+        edge.stop()
+        cf.stop()

@@ -182,3 +182,58 @@ def test_bad_input_fails_before_anything_is_written(production_api, tmp_path, pl
     assert _hcc(production_api) is None
     assert _job(production_api)["metadata"]["uid"] == before["metadata"]["uid"]
     assert production_api.revision == revision or _hcc(production_api) is None
+
+
+def _pem_pair(name: str) -> tuple[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
+def test_origin_tls_material_and_client_auth_that_a_later_run_keeps(production_api, tmp_path, playbook) -> None:
+    import base64
+
+    api = production_api
+    cert, key = _pem_pair("honeydue.example")
+    ca, _ = _pem_pair("honeydue AOP client CA")
+    tls = {"traefik_hostnet_origin_cert": cert, "traefik_hostnet_origin_key": key, "traefik_hostnet_client_ca": ca}
+
+    run = _run(playbook, api, tmp_path, **tls)  # the switch's first step: the certificate, no client auth yet
+    assert run.rc == 0, _failed_messages(run) or run.stdout[-4000:]
+    values = yaml.safe_load(_hcc(api)["spec"]["valuesContent"])
+    assert values["tlsStore"] == {"default": {"defaultCertificate": {"secretName": "honeydue-origin"}}}
+    assert "tlsOptions" not in values
+    secret = api.get_object("", "secrets", "kube-system", "honeydue-origin")
+    assert secret["type"] == "kubernetes.io/tls" and base64.b64decode(secret["data"]["tls.crt"]).decode() == cert
+    assert key not in run.stdout + run.stderr, "the key never printed"
+    assert api.get_object("traefik.io", "tlsstores", "kube-system", "default")["spec"]["defaultCertificate"]
+
+    run = _run(playbook, api, tmp_path, **tls, traefik_hostnet_require_client_cert=True)
+    assert run.rc == 0, _failed_messages(run) or run.stdout[-4000:]
+    option = api.get_object("traefik.io", "tlsoptions", "kube-system", "default")
+    assert option["spec"]["clientAuth"] == {"secretNames": ["honeydue-aop-ca"], "clientAuthType": "RequireAndVerifyClientCert"}
+    assert base64.b64decode(api.get_object("", "secrets", "kube-system", "honeydue-aop-ca")["data"]["ca.crt"]).decode() == ca
+
+    again = _run(playbook, api, tmp_path, **tls)  # null: keep what the cluster has (site.yml re-run)
+    assert again.rc == 0 and again.changed() == 0, (again.stats, _failed_messages(again))
+    assert "tlsOptions" in yaml.safe_load(_hcc(api)["spec"]["valuesContent"])
+
+    off = _run(playbook, api, tmp_path, **tls, traefik_hostnet_require_client_cert=False)
+    assert off.rc == 0, _failed_messages(off)
+    assert "tlsOptions" not in yaml.safe_load(_hcc(api)["spec"]["valuesContent"])
+
+    no_ca = _run(playbook, api, tmp_path, traefik_hostnet_require_client_cert=True)
+    assert no_ca.rc != 0 and "traefik_hostnet_client_ca is empty" in _failed_messages(no_ca)

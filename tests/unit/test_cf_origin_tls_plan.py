@@ -27,7 +27,7 @@ def cert(text=CERT, status="active"):
 
 
 def want(**kw):
-    args = {"ssl": None, "certificate": None, "private_key": None, "aop_enabled": None}
+    args = {"ssl": None, "certificate": None, "private_key": None, "aop_enabled": None, "always_use_https": None}
     if kw.pop("with_cert", False):
         args.update(certificate=CERT, private_key=KEY)
     args.update(kw)
@@ -51,6 +51,7 @@ def test_certificates_compare_by_der_not_by_text():
     ({"certificate": CERT, "private_key": KEY.replace("PRIVATE", "ENCRYPTED PRIVATE")}, "password-protected"),
     ({"ssl": "flexible", "aop_enabled": True}, "does not work when"),
     ({"ssl": "origin_pull"}, "must be one of"),
+    ({"always_use_https": "on"}, "must be true or false"),
     ({}, "nothing to manage"),
 ])
 def test_bad_input_is_refused_before_any_call(kwargs, message):
@@ -59,14 +60,27 @@ def test_bad_input_is_refused_before_any_call(kwargs, message):
 
 
 def test_only_what_is_managed_is_read():
-    assert reads(want(ssl="strict")) == {"ssl": True, "aop": False, "certificates": False}
-    assert reads(want(with_cert=True)) == {"ssl": False, "aop": False, "certificates": True}
-    assert reads(want(aop_enabled=True)) == {"ssl": True, "aop": True, "certificates": True}
-    assert reads(want(ssl="flexible")) == {"ssl": True, "aop": True, "certificates": False}  # AOP must be off
+    nothing = {"ssl": False, "aop": False, "certificates": False, "always_use_https": False}
+    assert reads(want(ssl="strict")) == dict(nothing, ssl=True)
+    assert reads(want(with_cert=True)) == dict(nothing, certificates=True)
+    assert reads(want(aop_enabled=True)) == dict(nothing, ssl=True, aop=True, certificates=True)
+    assert reads(want(ssl="flexible")) == dict(nothing, ssl=True, aop=True)  # AOP must be off
+    assert reads(want(always_use_https=True)) == reads(want(always_use_https=False)) == dict(
+        nothing, always_use_https=True)  # Zone Settings only
+
+
+def test_always_use_https_alone_is_one_step_either_way():
+    assert plan({"always_use_https": False}, want(always_use_https=True)) == [
+        {"action": "always_use_https", "from": False, "to": True}]
+    assert plan({"always_use_https": True}, want(always_use_https=False)) == [
+        {"action": "always_use_https", "from": True, "to": False}]
+    assert plan({"always_use_https": True}, want(always_use_https=True)) == []
 
 
 def test_the_token_permission_of_each_call():
     assert permission_for("PATCH", "/zones/z/settings/ssl")[0] == "Zone Settings: Edit"
+    assert permission_for("PATCH", "/zones/z/settings/always_use_https") == ("Zone Settings: Edit", "Zone Settings Write")
+    assert permission_for("GET", "/zones/z/settings/always_use_https")[0] == "Zone Settings: Read (or Edit)"
     assert permission_for("GET", "/zones/z/settings/ssl")[1] == "Zone Settings Read"
     assert permission_for("POST", "/zones/z/origin_tls_client_auth")[0] == "SSL and Certificates: Edit"
     assert permission_for("PUT", "/zones/z/origin_tls_client_auth/settings")[1] == "SSL and Certificates Write"
@@ -80,6 +94,26 @@ def test_the_full_switch_in_one_task_is_in_the_safe_order():
                  want(ssl="strict", with_cert=True, aop_enabled=True))
     assert actions(steps) == [("ssl", "strict"), ("upload", None), ("await", None), ("delete", old["id"]),
                               ("aop", True)]
+
+
+def test_always_use_https_is_the_last_step_of_the_switch():
+    old = cert(OTHER)
+    steps = plan({"ssl": "flexible", "aop_enabled": False, "certificates": [old], "always_use_https": False},
+                 want(ssl="strict", with_cert=True, aop_enabled=True, always_use_https=True))
+    assert actions(steps) == [("ssl", "strict"), ("upload", None), ("await", None), ("delete", old["id"]),
+                              ("aop", True), ("always_use_https", True)]
+
+
+def test_backing_out_turns_always_use_https_off_first():
+    steps = plan({"ssl": "strict", "aop_enabled": True, "certificates": None, "always_use_https": True},
+                 want(ssl="flexible", aop_enabled=False, always_use_https=False))
+    assert actions(steps) == [("always_use_https", False), ("aop", False), ("ssl", "flexible")]
+
+
+def test_an_unsafe_combination_is_refused_before_always_use_https_is_touched():
+    with pytest.raises(PlanError, match="aop_enabled: false"):
+        plan({"ssl": "strict", "aop_enabled": True, "always_use_https": True},
+             want(ssl="flexible", always_use_https=False))
 
 
 def test_rolling_back_switches_aop_off_before_lowering_the_mode():
@@ -131,7 +165,7 @@ def test_predict_and_summary_hide_pem_bodies():
     current = {"ssl": "flexible", "aop_enabled": False, "certificates": [old]}
     w = want(ssl="strict", with_cert=True, aop_enabled=True)
     after = summary(predict(current, plan(current, w), w), w["der"])
-    assert after == {"ssl": "strict", "aop_enabled": True,
+    assert after == {"ssl": "strict", "aop_enabled": True, "always_use_https": None,
                      "certificates": [{"id": None, "status": "active", "expires_on": None, "ours": True}]}
 
 
@@ -145,8 +179,9 @@ class Failure(Exception):
 class FakeZone:
     """A zone whose certificates turn active after ``polls`` reads; ``fail`` maps a call to an outcome."""
 
-    def __init__(self, ssl="flexible", aop=False, certificates=(), polls=1):
+    def __init__(self, ssl="flexible", aop=False, certificates=(), polls=1, always_use_https=False):
         self.ssl, self.aop, self.certs, self.polls = ssl, aop, {c["id"]: dict(c) for c in certificates}, polls
+        self.always_use_https = always_use_https
         self.calls, self.fail, self.lost = [], {}, set()
 
     def _call(self, name, apply):
@@ -167,6 +202,13 @@ class FakeZone:
 
     def get_aop_enabled(self):
         return self._call("get_aop", lambda: self.aop)
+
+    def get_always_use_https(self):
+        return self._call("get_auh", lambda: self.always_use_https)
+
+    def set_always_use_https(self, enabled):
+        return self._call("set_auh", lambda: setattr(self, "always_use_https", enabled)
+                          or {"value": "on" if enabled else "off"})
 
     def set_aop_enabled(self, enabled):
         return self._call("set_aop", lambda: setattr(self, "aop", enabled) or {"enabled": enabled})
@@ -259,3 +301,43 @@ def test_a_lost_write_that_did_not_land_is_planned_again_within_max_replans():
     with pytest.raises(ConvergeError, match="max_replans"):
         run(zone, want(ssl="strict"), max_replans=1)
     assert zone.calls.count("set_ssl") == 2
+
+
+def test_converge_always_use_https_with_the_switch_then_backing_out():
+    zone = FakeZone(certificates=[cert(OTHER)])
+    w = want(ssl="strict", with_cert=True, aop_enabled=True, always_use_https=True)
+    done = run(zone, w)
+    assert [s["action"] for s in done["steps"]] == ["ssl", "upload", "delete", "aop", "always_use_https"]
+    writes = [c for c in zone.calls if c.startswith(("set_", "upload", "delete"))]
+    assert writes == ["set_ssl", "upload", "delete", "set_aop", "set_auh"]
+    assert zone.always_use_https is True and done["after"]["always_use_https"] is True
+    assert done["before"]["always_use_https"] is False
+    zone.calls.clear()
+    assert run(zone, w)["steps"] == [] and "set_auh" not in zone.calls
+    back = run(zone, want(ssl="flexible", aop_enabled=False, always_use_https=False))
+    assert [s["action"] for s in back["steps"]] == ["always_use_https", "aop", "ssl"]
+    assert (zone.always_use_https, zone.aop, zone.ssl) == (False, False, "flexible")
+
+
+def test_check_mode_predicts_always_use_https_and_writes_nothing():
+    zone = FakeZone()
+    done = run(zone, want(always_use_https=True), check_mode=True)
+    assert done["changed"] and done["steps"] == [{"action": "always_use_https", "from": False, "to": True}]
+    assert done["after"]["always_use_https"] is True and zone.calls == ["get_auh"] and zone.always_use_https is False
+
+
+def test_a_refused_always_use_https_reports_what_landed_before_it():
+    zone = FakeZone(certificates=[cert()], ssl="flexible")
+    zone.fail["set_auh"] = "refused"
+    with pytest.raises(ConvergeError) as err:
+        run(zone, want(ssl="strict", aop_enabled=True, always_use_https=True))
+    assert [s["action"] for s in err.value.applied] == ["ssl", "aop"] and err.value.changed
+    assert zone.always_use_https is False
+
+
+def test_a_lost_always_use_https_answer_is_read_back_not_sent_again():
+    zone = FakeZone()
+    zone.fail["set_auh"] = "unknown"  # applied, the answer lost
+    done = run(zone, want(always_use_https=True))
+    assert zone.calls == ["get_auh", "set_auh", "get_auh"] and done["replans"] == 0
+    assert done["steps"] == [{"action": "always_use_https", "from": False, "to": True, "recovered": True}]

@@ -27,6 +27,17 @@ def test_api_public_false_closes_6443_in_both_layers():
     assert not any("6443" in (r.get("port") or "") for r in public)
 
 
+def test_origin_http_false_closes_80_in_both_layers_and_keeps_443():
+    closed = {**POLICY, "origin_http": False}
+    assert [r.get("port") for r in hcloud_firewall_rules(closed) if r["protocol"] == "tcp"] == ["22", "6443", "443"]
+    web = [r for r in ufw_policy_rules(closed, "enp7s0") if r.get("comment") == "http from cloudflare"]
+    assert [r["port"] for r in web] == ["443"] and web[0]["from_ip"] == POLICY["origin_cidrs"]
+    assert [r["port"] for r in ufw_policy_rules(POLICY, "enp7s0") if r.get("comment") == "http from cloudflare"] == ["80,443"]
+    with pytest.raises(AnsibleFilterError, match="origin_http must be true or false"):
+        normalize({**POLICY, "origin_http": "closed"})
+    assert normalize({**POLICY, "origin_http": "False"})["origin_http"] is False, "a templated string reads as a bool"
+
+
 def test_ufw_allows_cluster_ports_only_in_on_the_private_interface_from_the_subnet():
     rules = ufw_policy_rules(POLICY, "enp7s0")
     cluster = [r for r in rules if r.get("interface")]

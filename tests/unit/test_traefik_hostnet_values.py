@@ -54,7 +54,9 @@ def render_values(**overrides: Any) -> str:
     _plugin_loader()
     expression = _task("chart.yml", "ansible.builtin.set_fact")["ansible.builtin.set_fact"][
         "traefik_hostnet_values_content"]
-    variables = {**_defaults(), "traefik_hostnet_trusted_ips": CLOUDFLARE, **overrides,
+    # No Origin certificate (the defaults read the vault; Flexible needs none): tls.yml's fact is off too.
+    variables = {**_defaults(), "traefik_hostnet_trusted_ips": CLOUDFLARE, "traefik_hostnet_origin_cert": "",
+                 "traefik_hostnet_origin_key": "", "traefik_hostnet_client_auth": False, **overrides,
                  "ansible_search_path": [str(ROLE)], "role_path": str(ROLE)}
     loader = DataLoader()
     loader.set_basedir(str(ROLE))
@@ -117,6 +119,17 @@ def test_values_pass_the_charts_template_checks_and_render_a_hostnetwork_daemons
     assert "--accesslog=true" in args and not any("publishedservice" in a for a in args)
 
 
+@pytest.mark.parametrize("version", sorted(chart.CHARTS))
+def test_full_strict_values_meet_the_schema_and_render_the_default_tls_store_and_option(version: str) -> None:
+    values = yaml.safe_load(render_values(traefik_hostnet_origin_cert="PEM", traefik_hostnet_client_auth=True))
+    assert schema_errors(merged(version, values), version) == []
+    objects = {o["kind"]: o for o in chart.render(merged(version, values), version)}
+    assert objects["TLSStore"]["metadata"]["name"] == "default"
+    assert objects["TLSStore"]["spec"] == {"defaultCertificate": {"secretName": "honeydue-origin"}}
+    assert objects["TLSOption"]["spec"]["clientAuth"] == {"secretNames": ["honeydue-aop-ca"],
+                                                          "clientAuthType": "RequireAndVerifyClientCert"}
+
+
 def test_extra_values_are_merged_last_and_recursively() -> None:
     extra = {"logs": {"access": {"format": "json"}}, "ports": {"web": {"forwardedHeaders": {"insecure": False}}},
              "resources": {"limits": {"memory": "512Mi"}}, "additionalArguments": ["--ping.entryPoint=web"]}
@@ -152,7 +165,8 @@ def test_argument_specs_cover_every_default_with_its_value() -> None:
         if "default" in options[name]:
             assert options[name]["default"] == value, name
         else:
-            assert isinstance(value, str) and "{{" in value, f"{name}: only templated defaults are left out of the spec"
+            assert value is None or (isinstance(value, str) and "{{" in value), \
+                f"{name}: only templated (or null) defaults are left out of the spec"
 
 
 @pytest.mark.parametrize("crd", sorted(p.name for p in (specs_dir() / "k3s").glob("helm.cattle.io_helmchartconfigs.*")))

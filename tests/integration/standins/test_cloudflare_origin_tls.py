@@ -109,6 +109,79 @@ def test_unmodelled_settings_and_methods_are_refused_like_unknown_routes(cf):
     assert codes(call(cf, "GET", "/zones/0123456789abcdef0123456789abcdef/settings/ssl")[1]) == [7003]
 
 
+# -- settings/always_use_https ---------------------------------------------------------------------
+def test_always_use_https_is_off_on_a_new_zone_and_patches_on_and_off(cf):
+    status, body = call(cf, "GET", "/zones/{zone}/settings/always_use_https")
+    assert status == 200 and body["result"] == {"id": "always_use_https", "value": "off", "editable": True,
+                                                "modified_on": None}
+    assert body["success"] is True and body["errors"] == [] and body["messages"] == []
+    for value in ("on", "off", "on"):
+        status, body = call(cf, "PATCH", "/zones/{zone}/settings/always_use_https", json={"value": value})
+        assert status == 200 and body["result"]["id"] == "always_use_https" and body["result"]["value"] == value
+        assert body["result"]["editable"] is True and body["result"]["modified_on"]
+    assert call(cf, "GET", "/zones/{zone}/settings/always_use_https")[1]["result"]["value"] == "on"
+    # Its own setting: the SSL mode did not move.
+    assert call(cf, "GET", "/zones/{zone}/settings/ssl")[1]["result"]["value"] == "flexible"
+    new = cf.add_zone("second.example")
+    assert cf.always_use_https[new["id"]]["value"] == "off"
+
+
+@pytest.mark.parametrize("body", [{"value": "true"}, {"value": True}, {"value": "ON"}, {"value": "on", "extra": 1}, {}])
+def test_an_invalid_always_use_https_value_is_1007(cf, body):
+    status, answer = call(cf, "PATCH", "/zones/{zone}/settings/always_use_https", json=body)
+    assert status == 400 and answer["errors"] == [{"code": 1007,
+                                                   "message": "Invalid value for zone setting always_use_https"}]
+    assert call(cf, "GET", "/zones/{zone}/settings/always_use_https")[1]["result"]["value"] == "off"
+
+
+def test_always_use_https_needs_zone_settings_like_ssl(cf):
+    cf.add_token("dns-only-token", ["DNS Write", "Zone Read"])
+    cf.add_token("settings-reader", ["Zone Settings Read"])
+    cf.add_token("settings-editor", ["Zone Settings Write"])
+    path = "/zones/{zone}/settings/always_use_https"
+    for status, body in (call(cf, "GET", path, token="dns-only-token"),
+                         call(cf, "PATCH", path, token="dns-only-token", json={"value": "on"}),
+                         call(cf, "PATCH", path, token="settings-reader", json={"value": "on"})):
+        assert status == 403 and body["errors"] == [{"code": 10000, "message": "Authentication error"}]
+    assert call(cf, "GET", path, token="settings-reader")[0] == 200
+    assert call(cf, "GET", path, token="settings-editor")[0] == 200  # Write also reads
+    assert call(cf, "PATCH", path, token="settings-editor", json={"value": "on"})[0] == 200
+    assert call(cf, "POST", path, json={"value": "on"})[0] == 405
+
+
+def test_zone_settings_tell_lab_code_what_the_edge_does(cf):
+    assert cf.zone_settings(ZONE) == {"ssl": "flexible", "always_use_https": "off", "aop_enabled": False,
+                                      "aop_certificate": None}
+    cf.set_always_use_https(ZONE, "on")
+    cf.set_ssl(ZONE, "strict")
+    with pytest.raises(ValueError):
+        cf.set_always_use_https(ZONE, "yes")
+    cert, key = keypair()
+    call(cf, "POST", "/zones/{zone}/origin_tls_client_auth", json={"certificate": cert, "private_key": key})
+    call(cf, "PUT", "/zones/{zone}/origin_tls_client_auth/settings", json={"enabled": True})
+    # Uploaded, but not deployed yet: not presented.
+    assert cf.zone_settings(ZONE) == {"ssl": "strict", "always_use_https": "on", "aop_enabled": True,
+                                      "aop_certificate": None}
+    cf.clock.now += 60
+    assert cf.zone_settings(ZONE)["aop_certificate"] == {"certificate": cert, "private_key": key}
+    # A newer one, once active, is the one presented; a deleted one never is.
+    new_cert, new_key = keypair()
+    up = call(cf, "POST", "/zones/{zone}/origin_tls_client_auth",
+              json={"certificate": new_cert, "private_key": new_key})[1]["result"]
+    assert cf.zone_settings(ZONE)["aop_certificate"]["certificate"] == cert
+    cf.clock.now += 60
+    assert cf.zone_settings(ZONE)["aop_certificate"] == {"certificate": new_cert, "private_key": new_key}
+    call(cf, "DELETE", f"/zones/{{zone}}/origin_tls_client_auth/{up['id']}")
+    assert cf.zone_settings(ZONE)["aop_certificate"]["certificate"] == cert
+    # Never in an API answer.
+    listing = call(cf, "GET", "/zones/{zone}/origin_tls_client_auth")[1]["result"]
+    assert all("private_key" not in c and "_private_key" not in c for c in listing)
+    # The same view for lab code in another process.
+    resp = requests.get(f"{cf.url}/_standin/zone_settings", params={"zone": ZONE}, timeout=10)
+    assert resp.status_code == 200 and resp.json() == cf.zone_settings(ZONE)
+    assert requests.get(f"{cf.url}/_standin/zone_settings", params={"zone": "nope.example"}, timeout=10).status_code == 404
+
+
 # -- origin_tls_client_auth ------------------------------------------------------------------------
 def test_an_upload_is_pending_then_active_and_listed(cf):
     cert, key = keypair()
