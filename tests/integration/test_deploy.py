@@ -104,17 +104,22 @@ class Poller:
         self.failures: list[Any] = []
         self.images: set[str] = set()
         self.requests = 0
+        self.schemes: set[str] = set()
         self.max_workers = 0
         self.timeline: list[str] = []  # the api pods as they changed (for a failure's message)
         self.threads = [threading.Thread(target=self._client, args=(i,)) for i in (1, 2, 3)]
         self.threads.append(threading.Thread(target=self._workers))
 
     def _client(self, i: int) -> None:
+        """https://api.<domain>/api/health/ (and http, alternately) on node i's Traefik."""
+        schemes = ("https", "http")
         while not self.stop.is_set():
-            code, body = through_traefik(self.cluster["lab"].node_ip(i), "/api/health/", f"api.{DOMAIN}")
+            scheme = schemes[self.requests % 2]
+            code, body = through_traefik(self.cluster["lab"].node_ip(i), "/api/health/", f"api.{DOMAIN}", scheme=scheme)
             self.requests += 1
+            self.schemes.add(scheme)
             if code != 200:
-                self.failures.append((i, code, str(body)[:200]))
+                self.failures.append((i, scheme, code, str(body)[:200]))
             else:
                 self.images.add(body["image"].rsplit(":", 1)[1])
             time.sleep(0.05)
@@ -191,7 +196,7 @@ def test_a_new_sha_rolls_with_no_failed_request_on_any_node_and_never_two_worker
         time.sleep(1.5)
     assert run.rc == 0, _failure(run, cluster)
     assert poll.failures == [], poll.failures[:5]
-    assert poll.images == {GOOD, NEXT[:7]} and poll.requests > 50
+    assert poll.images == {GOOD, NEXT[:7]} and poll.requests > 50 and poll.schemes == {"https", "http"}
     assert poll.max_workers == 1, "the worker (Asynq scheduler) never runs twice"
     summary = run.task_results("honeydue.infra.honeydue_app : Deployed")["msg"]
     assert f"Deployment/api: {GOOD} -> {NEXT[:7]}, 3/3 ready" in summary, summary
