@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -110,6 +111,7 @@ class StandIn:
     """Base of every stand-in. Subclasses set ``name`` and implement ``dispatch`` and ``_initial_state``."""
 
     name = "standin"
+    tls: ssl.SSLContext | None = None  # set before start(): serve HTTPS (kubectl sends a token only over TLS)
 
     def __init__(self, token: str = "test-token", port: int = 0) -> None:
         self.token = token
@@ -190,13 +192,12 @@ class StandIn:
 
     @property
     def url(self) -> str:
-        return f"{'https' if getattr(self, 'tls', None) else 'http'}://{self.bind}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.bind}:{self.port}"
 
     def start(self) -> "StandIn":
         self._server = _Server((self.bind, self._port), _handler_for(self))
-        tls = getattr(self, "tls", None)  # an ssl.SSLContext set before start(): serve HTTPS
-        if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=self.name, daemon=True)
         self._thread.start()
