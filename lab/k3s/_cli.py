@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import _token
-from .server import DEFAULT_DATA_DIR, fetch
+from .server import DEFAULT_DATA_DIR, fetch, log
 
 
 def _server_token(args: argparse.Namespace) -> str:
@@ -74,7 +74,9 @@ def etcd_snapshot(argv: list[str]) -> int:
         for r in rows:
             print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for line in doc.get("lines", []):
-        print(line)
+        # K3s reports save/delete/prune through logrus (pkg/cli/etcdsnapshot: logrus.Infof("Snapshot %s saved.")),
+        # which writes to stderr; only `ls` prints its table on stdout.
+        log("info", line)
     return 0
 
 

@@ -421,9 +421,11 @@ def test_scheduled_snapshots_keep_the_retention_locally_and_in_s3(s3):
 def test_a_snapshot_in_s3_restores_the_cluster_with_cluster_reset(s3):
     node1 = host("k3s1")
     assert kubectl("k3s1", "annotate node node1 lab/marker=before --overwrite").rc == 0
-    out = node1.check_output("k3s etcd-snapshot save --name lab")
-    name = out.split()[1]
-    assert out.startswith(f"Snapshot {name} saved.") and name.startswith("lab-node1-")
+    saved = node1.run("k3s etcd-snapshot save --name lab")
+    assert saved.rc == 0, saved.stderr
+    assert "saved." not in saved.stdout  # K3s logs it through logrus, on stderr
+    name = saved.stderr.split('msg="Snapshot ', 1)[1].split()[0]
+    assert f'level=info msg="Snapshot {name} saved."' in saved.stderr and name.startswith("lab-node1-")
     assert f"k3s/{name}" in s3_names(s3)
     assert kubectl("k3s1", "annotate node node1 lab/marker=after --overwrite").rc == 0
     for n in ("k3s3", "k3s2", "k3s1"):
