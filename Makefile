@@ -76,11 +76,19 @@ test: test-clean lint sanity unit integration molecule ## everything CI runs
 	@$(BIN)/python scripts/test-summary.py $(JUNIT)/sanity.xml $(JUNIT)/unit.xml $(JUNIT)/integration.xml \
 	  $$(ls molecule/*/molecule.yml | sed -E 's#molecule/([^/]+)/molecule.yml#$(JUNIT)/molecule-\1.xml#')
 
-lab: venv image ## the local lab: three lab nodes, booted, and what was done
-	$(BIN)/ansible-playbook -i inventories/lab/hosts.yml playbooks/lab.yml
+# `make lab`: the lab world (lab/world.py: the Hetzner and Cloudflare stand-ins, the registry, the K3s
+# release mirror, the edge) and then the real site.yml against it; LAB_ARGS adds ansible-playbook
+# arguments (e.g. LAB_ARGS=-vvv). A second `make lab` reuses the world and changes nothing.
+LAB_ARGS ?=
+lab: venv image registry-tools ## the local lab: site.yml end to end against the stand-ins, then a request through the edge
+	@$(BIN)/python -m lab.world up
+	@eval "$$($(BIN)/python -m lab.world env)"; \
+	  echo "lab: ansible-playbook -i inventories/lab/hcloud.yml site.yml -e sha=$$LAB_SHA $(LAB_ARGS)"; \
+	  $(BIN)/ansible-playbook -i inventories/lab/hcloud.yml site.yml -e @"$$LAB_DIR/secrets.yml" -e sha=$$LAB_SHA $(LAB_ARGS)
+	@$(BIN)/python -m lab.world check
 
-lab-down: venv ## remove the lab nodes and their network
-	$(BIN)/ansible-playbook -i inventories/lab/hosts.yml playbooks/lab.yml -e lab_down=true
+lab-down: venv ## remove the lab: the world's process, the node containers, the edge, the networks and .lab/
+	@$(BIN)/python -m lab.world down
 
 bench: venv ## every benchmark under benchmarks/ (prints BENCH lines with ratios to their anchors)
 	@set -e; found=0; for b in benchmarks/bench_*.py; do \

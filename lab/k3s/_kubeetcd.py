@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import os
 import sys
 import threading
 import traceback
@@ -37,7 +38,8 @@ from lab.standins.kube import KubeError, KubeStandIn
 from . import _kubestore as store
 from ._etcdclient import EtcdError, prefix_end
 
-SERVED = [(rt.group, rt.plural, rt.namespaced) for rt in kres.RESOURCES]
+# Leases are _kubeapi's (OWN_ROUTES): their keys are not loaded here, so heartbeats cost nothing.
+SERVED = [(rt.group, rt.plural, rt.namespaced) for rt in kres.RESOURCES if rt.group != "coordination.k8s.io"]
 PREFIX = b"/registry/"
 RETRIES = 10  # a request that keeps losing the race to other writers gives up like an apiserver would
 # Served by _kubeapi (K3s's own node registration, heartbeats and leases), not here.
@@ -76,7 +78,10 @@ class EtcdKube(KubeStandIn):
         self.dirty = True  # the objects may differ from etcd's in unknown ways: read everything again
         self.snapshot = store.Snapshot()
         self.stopping = threading.Event()
-        super().__init__(token="", nodes=0, release=release, disable=disable)
+        # Deployments' progress deadlines as kube-controller-manager counts them (the in-memory
+        # stand-in compresses them for tests; K3S_STANDIN_DEADLINE_FACTOR does so on a lab node).
+        super().__init__(token="", nodes=0, release=release, disable=disable,
+                         deadline_factor=float(os.environ.get("K3S_STANDIN_DEADLINE_FACTOR", "1")))
         # What a fresh K3s cluster has (namespaces, the HelmChartConfig CRD, the traefik HelmChart):
         # created on first start by whichever server gets there first.
         self.seeds = self._keyed()

@@ -366,6 +366,8 @@ class HcloudStandIn(StandIn):
         self.firewall_apply_delay = 0.0
         self.unknown_totals = False
         self.addresses: dict[str, str] = {}
+        # The lab's machines (lab.machines.DockerMachines): servers become lab node containers.
+        self.machines: Any = None
         self._link = ""
         super().__init__(token=token, port=port)
 
@@ -875,6 +877,18 @@ class HcloudStandIn(StandIn):
         for fw in body.get("firewalls", []):
             self.firewalls[fw["firewall"]]["applied_to"].append({"type": "server", "server": {"id": sid}})
         start = body.get("start_after_create", True)
+        if self.machines is not None:
+            pip = self._assigned(sid, "ipv4")
+            private = [(self.networks[p["network"]], p["ip"]) for p in server["private_net"]]
+            try:
+                self.machines.create(server, None if pip is None else pip["ip"], private, body.get("user_data"), start)
+            except RuntimeError as exc:  # the hypervisor failed: the vendor answers 500 and keeps no server
+                self._leave_placement_group(server)
+                for net in self.networks.values():
+                    if sid in net["servers"]:
+                        net["servers"].remove(sid)
+                del self.servers[sid]
+                raise ApiError(500, "server_error", f"lab machine: {exc}") from exc
         create = self._new_action("create_server", [("server", sid)],
                                   on_success=lambda: self._set_status(sid, "starting" if start else "off"),
                                   on_error=lambda: self._set_status(sid, "off"))
@@ -1035,6 +1049,8 @@ class HcloudStandIn(StandIn):
             if pip["auto_delete"]:
                 del self.primary_ips[pip["id"]]
         server["status"] = "deleting"
+        if self.machines is not None:
+            self.machines.delete(server)
         action = self._new_action("delete_server", [("server", sid)])
         del self.servers[sid]
         return 200, {"action": action.as_json()}
@@ -1057,20 +1073,27 @@ class HcloudStandIn(StandIn):
                                   on_error=lambda: self._set_status(sid, before))
         return 201, {"action": action.as_json()}
 
+    def _machine(self, op: Operation, what: str) -> Callable[[], None] | None:
+        """The lab machine's power change (``start``/``stop``/``restart``) once the action succeeds."""
+        if self.machines is None:
+            return None
+        server = self._get("server", op.params["id"])
+        return lambda: self.machines.power(server, what)
+
     def op_power_on_server(self, req: Request, op: Operation) -> tuple[int, Any]:
-        return self._server_action(op, "start_server", "starting", "running")
+        return self._server_action(op, "start_server", "starting", "running", self._machine(op, "start"))
 
     def op_power_off_server(self, req: Request, op: Operation) -> tuple[int, Any]:
-        return self._server_action(op, "stop_server", "stopping", "off")
+        return self._server_action(op, "stop_server", "stopping", "off", self._machine(op, "stop"))
 
     def op_shutdown_server(self, req: Request, op: Operation) -> tuple[int, Any]:
-        return self._server_action(op, "shutdown_server", None, "off")
+        return self._server_action(op, "shutdown_server", None, "off", self._machine(op, "stop"))
 
     def op_soft_reboot_server(self, req: Request, op: Operation) -> tuple[int, Any]:
-        return self._server_action(op, "reboot_server", None, "running")
+        return self._server_action(op, "reboot_server", None, "running", self._machine(op, "restart"))
 
     def op_reset_server(self, req: Request, op: Operation) -> tuple[int, Any]:
-        return self._server_action(op, "reset_server", None, "running")
+        return self._server_action(op, "reset_server", None, "running", self._machine(op, "restart"))
 
     def op_change_server_protection(self, req: Request, op: Operation) -> tuple[int, Any]:
         server = self._get("server", op.params["id"])
@@ -1329,6 +1352,8 @@ class HcloudStandIn(StandIn):
         self._unlocked(server)
         net = self._get("network", req.body["network"])
         self._attach(server, net, req.body.get("ip"), req.body.get("alias_ips", []))
+        if self.machines is not None:
+            self.machines.attach(server, net, next(p["ip"] for p in server["private_net"] if p["network"] == net["id"]))
         action = self._new_action("attach_to_network", [("server", server["id"]), ("network", net["id"])])
         return 201, {"action": action.as_json()}
 
@@ -1340,6 +1365,8 @@ class HcloudStandIn(StandIn):
             raise ApiError(422, "server_not_attached", "server is not attached to the network")
         server["private_net"] = [p for p in server["private_net"] if p["network"] != net["id"]]
         net["servers"].remove(server["id"])
+        if self.machines is not None:
+            self.machines.detach(server, net)
         action = self._new_action("detach_from_network", [("server", server["id"]), ("network", net["id"])])
         return 201, {"action": action.as_json()}
 
