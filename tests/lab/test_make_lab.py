@@ -1,0 +1,185 @@
+"""`make lab` as an operator meets it: one command from nothing to a serving cluster, then again.
+
+The tests run in order on one lab (a fresh `make lab-down` + `make lab` first, `make lab-down` at the
+end unless HONEYDUE_KEEP_LAB=1): the first run ends with the summary and a request through the edge;
+the second, at -vvv, changes nothing and shows none of the lab's secrets; no secret is in a node's
+file wider than 0600 or in any process's arguments; one node's container stopped while a client
+polls through the edge (the Free plan: no retry on another origin), the DNS guard takes it out of
+the record sets, etcd keeps quorum, the summary shows it down; the runbook's "Replace a dead node"
+brings it back into the cluster and into DNS.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+LAB = Path(os.environ.get("LAB_DIR") or REPO / ".lab")
+KEEP = os.environ.get("HONEYDUE_KEEP_LAB") == "1"
+EDGE = "203.0.113.5"
+ZONE = "honeydue.example"
+SERVERS = ("hetzner1", "hetzner2", "hetzner3")
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (Docker, debootstrap)")
+
+
+def make(*args: str, log: str, timeout: int = 1500) -> tuple[int, str, float]:
+    started = time.monotonic()
+    out = REPO / ".cache" / "lab-test" / log
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w") as fh:
+        proc = subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, stdout=fh, stderr=subprocess.STDOUT,
+                              timeout=timeout, check=False)
+    return proc.returncode, out.read_text(errors="replace"), time.monotonic() - started
+
+
+def recap(text: str) -> dict[str, dict[str, int]]:
+    return {m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
+            for m in RECAP.finditer(text)}
+
+
+def secrets() -> dict[str, str]:
+    values = yaml.safe_load((LAB / "secrets.yml").read_text())
+    return {k: v for k, v in values.items() if isinstance(v, str) and len(v) >= 12}
+
+
+def node(name: str, command: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", "exec", "-i", f"honeydue-lab-{name}", "sh", "-c", command], input=stdin,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def through_edge(host: str, path: str = "/", timeout: float = 20) -> tuple[int, dict | str]:
+    req = urllib.request.Request(f"http://{EDGE}{path}", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body, status = resp.read(), resp.status
+    except urllib.error.HTTPError as exc:
+        body, status = exc.read(), exc.code
+    except OSError as exc:
+        return 0, str(exc)
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode(errors="replace")
+
+
+def records() -> dict[str, list[str]]:
+    """The zone's proxied A records, by name, from the lab's Cloudflare (as the edge reads them)."""
+    world = json.loads((LAB / "world.json").read_text())
+    token = secrets()["vault_cloudflare_api_token"]
+
+    def get(path: str) -> dict:
+        req = urllib.request.Request(world["cloudflare"] + path, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+    zone = get(f"/zones?name={ZONE}")["result"][0]["id"]
+    out: dict[str, list[str]] = {}
+    for rec in get(f"/zones/{zone}/dns_records?type=A&per_page=100")["result"]:
+        out.setdefault(rec["name"], []).append(rec["content"])
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def public_ip(name: str) -> str:
+    out = subprocess.run(["docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "honeydue-lab").IPAddress}}',
+                          f"honeydue-lab-{name}"], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab():
+    make("lab-down", log="lab-down-before.log")
+    yield
+    if not KEEP:
+        make("lab-down", log="lab-down-after.log")
+
+
+def test_make_lab_from_nothing_ends_with_the_summary_and_the_users_request_through_the_edge():
+    rc, out, seconds = make("lab", log="make-lab-1.log")
+    print(f"\nBENCH make_lab_fresh seconds={seconds:.0f}")
+    assert rc == 0, out[-6000:]
+    stats = recap(out)
+    assert set(stats) == {*SERVERS, "localhost"} and not any(s["failed"] or s["unreachable"] for s in stats.values())
+    # the run summary: every node Ready, three etcd voters, Traefik everywhere, DNS at all nodes, the app at the sha
+    summary = out[out.rindex("TASK [Run summary]"):]
+    assert "Nodes: 3, all Ready" in summary and "3 voters" in summary
+    assert "Traefik: a ready pod on 3 of 3 nodes" in summary and "each at all 3 nodes" in summary
+    assert re.search(r"Deployment/api\s+1ab0c0f\s+3/3 ready", summary), summary
+    # the request a user makes, through the lab's Cloudflare edge to a node's Traefik and a pod
+    assert re.search(r"lab: http://api\.honeydue\.example/api/health/ through the edge -> 200 \(pod api-", out), out[-2000:]
+    assert re.search(r"lab: http://admin\.honeydue\.example/ through the edge -> 200 \(pod admin-", out)
+    # the servers are what the Hetzner stand-in created: SSH reaches them on the addresses DNS has
+    assert records()[f"api.{ZONE}"] == sorted(public_ip(n) for n in SERVERS)
+    # cloud-init ran the user_data hcloud_provision rendered (the deploy user, its key, no root login)
+    for name in SERVERS:
+        status = node(name, "cloud-init status --long; id deploy; cat /etc/ssh/sshd_config.d/00-honeydue-firstboot.conf "
+                            "2>/dev/null; ls /var/lib/cloud/instance/")
+        assert "uid=" in status.stdout and "datasource" in status.stdout.lower(), status.stdout + status.stderr
+
+
+def test_a_second_make_lab_at_vvv_changes_nothing_and_shows_no_secret():
+    rc, out, seconds = make("lab", "LAB_ARGS=-vvv", log="make-lab-2.log")
+    print(f"\nBENCH make_lab_again_vvv seconds={seconds:.0f}")
+    assert rc == 0, out[-6000:]
+    stats = recap(out)
+    assert set(stats) == {*SERVERS, "localhost"}
+    assert all(s["changed"] == 0 for s in stats.values()), stats
+    assert "CHANGED IN THIS RUN: nothing" in out
+    assert "<127.0.0.1> EXEC" in out or "ESTABLISH" in out, "the run was really at -vvv"
+    leaked = sorted(k for k, v in secrets().items() if v in out)
+    assert not leaked, f"secrets in the -vvv output: {leaked}"
+
+
+def test_no_secret_in_a_node_file_wider_than_0600_or_in_any_command_line():
+    values = "\n".join(secrets().values()) + "\n"
+    scan = ("umask 077; cat > /run/lab-patterns; "
+            "find / -xdev \\( -path /proc -o -path /sys -o -path /run/lab-patterns \\) -prune -o -type f -size -64M "
+            "-print0 2>/dev/null | xargs -0 grep -lF -f /run/lab-patterns 2>/dev/null "
+            "| while read -r f; do echo \"$(stat -c %a \"$f\") $f\"; done; rm -f /run/lab-patterns")
+    for name in SERVERS:
+        found = node(name, scan, stdin=values).stdout.split("\n")
+        wide = [line for line in found if line and int(line.split()[0], 8) & 0o177]
+        assert not wide, f"{name}: files wider than 0600 holding a secret: {wide}"
+        args = node(name, "ps -eo args").stdout
+        assert not [k for k, v in secrets().items() if v in args], f"{name}: a secret in a process's arguments"
+    host_args = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
+    assert not [k for k, v in secrets().items() if v in host_args], "a secret in a controller process's arguments"
+    assert oct((LAB / "secrets.yml").stat().st_mode & 0o777) == "0o600"
+    kubeconfig = REPO / "inventories" / "lab" / ".secrets" / "kubeconfig"
+    assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
+
+
+class Poller:
+    """A user: GET http://api.<zone>/api/health/ through the edge, 10 times a second."""
+
+    def __init__(self) -> None:
+        self.results: list[tuple[float, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            status, _ = through_edge(f"api.{ZONE}", "/api/health/", timeout=20)
+            self.results.append((time.monotonic(), status))
+            time.sleep(0.1)
+
+    def __enter__(self) -> Poller:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+    def failures_since(self, t: float) -> list[tuple[float, int]]:
+        return [(at, s) for at, s in self.results if at >= t and s != 200]
