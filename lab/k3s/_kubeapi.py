@@ -185,7 +185,8 @@ class KubeAPI:
         if resp.stream is not None:
             return resp.status, resp.stream(), ctype, extra
         body = resp.body
-        if path == "/apis" and resp.status == 200 and isinstance(body, dict):
+        if (path == "/apis" and resp.status == 200 and isinstance(body, dict)
+                and not any(g.get("name") == "coordination.k8s.io" for g in body.get("groups") or [])):
             coordination = {"groupVersion": "coordination.k8s.io/v1", "version": "v1"}
             body.setdefault("groups", []).append({"name": "coordination.k8s.io", "versions": [coordination],
                                                   "preferredVersion": coordination})
@@ -338,6 +339,12 @@ class KubeAPI:
             self.etcd.delete(prefix + name)
             return 200, lease or {}, JSON
         new = json.loads(raw or b"{}") if method in ("PUT", "POST") else merge_patch(lease or {}, json.loads(raw or b"{}"))
+        sent = str((new.get("metadata") or {}).get("resourceVersion") or "")
+        if method == "PUT" and lease and sent and sent != str(lease.get("metadata", {}).get("resourceVersion", rev)):
+            # optimistic concurrency as kube-apiserver does it: the update names the version it read
+            return 409, status(409, "Conflict", f'Operation cannot be fulfilled on leases.coordination.k8s.io "{name}": '
+                               "the object has been modified; please apply your changes to the latest version "
+                               "and try again"), JSON
         if not self._put(prefix + name, new, rev if method != "POST" else 0):
             return 409, status(409, "Conflict" if method != "POST" else "AlreadyExists", f'leases "{name}" changed'), JSON
         out, _ = self._get(prefix + name)

@@ -127,6 +127,14 @@ class Controllers:
             pods = self.pod_loop.pods(ns)
             for mapping, wanted in (_kube_endpoints.desired(svc, pods) or {(): {}}).items():
                 key = f"{uid}/{mapping}"
+                if key not in self.slices:
+                    # A controller that starts (a new leader, a restarted server) begins from the slice as
+                    # published, as the real one's informer cache does: never from nothing, which would
+                    # empty a Service's endpoints for endpoint_delay.
+                    name = self.slice_names.setdefault(key, f"{svc['metadata']['name']}-{template_hash({'k': key})[:5]}")
+                    stored = api.lookup(slice_type, ns, name) or {}
+                    self.slices[key] = {ep.get("targetRef", {}).get("uid") or ep.get("targetRef", {}).get("name", ""): ep
+                                        for ep in stored.get("endpoints") or []}
                 published, seen = _kube_endpoints.propagate(self.slices.get(key, {}), wanted,
                                                             self.slice_seen.get(key, {}), now, api.endpoint_delay)
                 self.slices[key], self.slice_seen[key] = published, seen

@@ -78,6 +78,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False),
     ResourceType("batch", "v1", "jobs", "Job", True, (), ("status",), categories=("all",)),
     ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
+    # Leader election (kube-controller-manager, K3s, the collection's DNS guard) and node heartbeats.
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
     ResourceType("batch", "v1", "cronjobs", "CronJob", True, ("cj",), ("status",), categories=("all",)),
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
                  False, ("crd", "crds"), ("status",)),

@@ -293,6 +293,8 @@ def validate_semantics(obj: dict[str, Any], rt: ResourceType) -> list[Problem]:
     images = _container_images(obj, rt)
     if images:
         return images
+    if rt.group == "coordination.k8s.io" and rt.kind == "Lease":
+        return _lease_spec(obj.get("spec") or {})
     if rt.group != "apps" or rt.kind not in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"):
         return []
     spec = obj.get("spec") or {}
@@ -342,3 +344,21 @@ def _daemonset_rolling_update(spec: dict[str, Any]) -> list[Problem]:
         return [Problem("invalid", f"{base}.maxUnavailable", "FieldValueRequired",
                         "Required value: cannot be 0 when maxSurge is 0")]
     return []
+
+
+def _lease_spec(spec: dict[str, Any]) -> list[Problem]:
+    """kubernetes pkg/apis/coordination/validation/validation.go ``ValidateLeaseSpec`` (1.34): a
+    duration must be positive, the transition count not negative, and ``preferredHolder`` needs a
+    ``strategy`` (coordinated leader election)."""
+    out = []
+    duration, transitions = spec.get("leaseDurationSeconds"), spec.get("leaseTransitions")
+    if isinstance(duration, int) and duration <= 0:
+        out.append(Problem("invalid", "spec.leaseDurationSeconds", "FieldValueInvalid",
+                           f"Invalid value: {duration}: must be greater than 0"))
+    if isinstance(transitions, int) and transitions < 0:
+        out.append(Problem("invalid", "spec.leaseTransitions", "FieldValueInvalid",
+                           f"Invalid value: {transitions}: must be greater than or equal to 0"))
+    if spec.get("preferredHolder") and not spec.get("strategy"):
+        out.append(Problem("invalid", "spec.preferredHolder", "FieldValueForbidden",
+                           "Forbidden: may only be specified if `strategy` is defined"))
+    return out

@@ -887,6 +887,10 @@ class HcloudStandIn(StandIn):
                 for net in self.networks.values():
                     if sid in net["servers"]:
                         net["servers"].remove(sid)
+                for pip in [p for p in self.primary_ips.values() if p["assignee_id"] == sid]:
+                    pip["assignee_id"] = None
+                    if pip["auto_delete"]:
+                        del self.primary_ips[pip["id"]]
                 del self.servers[sid]
                 raise ApiError(500, "server_error", f"lab machine: {exc}") from exc
         create = self._new_action("create_server", [("server", sid)],

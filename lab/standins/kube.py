@@ -411,6 +411,8 @@ class KubeStandIn(StandIn):
             "PATCH": lambda: self._patch(req, rt, namespace or "", name, sub),
             "DELETE": lambda: self._delete(req, rt, namespace or "", name),
         }
+        if rt.plural == "pods" and sub == "eviction" and req.method == "POST":
+            return self._evict(req, namespace or "", name)
         if req.method not in handlers or (sub and req.method == "DELETE"):
             return self._method_not_allowed(req)
         return handlers[req.method]()
@@ -990,6 +992,74 @@ class KubeStandIn(StandIn):
             gone["metadata"]["deletionTimestamp"] = now_rfc3339()
             return self._answer(200, gone)
         return status(200, "Success", "", {**self._details(rt, name), "uid": obj["metadata"]["uid"]})
+
+    def _evict(self, req: Request, namespace: str, name: str) -> Response:
+        """The Eviction API (``POST pods/<name>/eviction``, policy/v1), as ``kubectl drain`` uses it.
+
+        kube-apiserver's rules (pkg/registry/core/pod/storage/eviction.go, "API-initiated eviction"
+        docs): a pod covered by more than one PodDisruptionBudget is refused (500); one whose budget
+        allows no disruption is refused with 429 TooManyRequests and the cause ``DisruptionBudget``
+        (kubectl drain retries every 5 s); a pod that is not Ready may go while the budget is met
+        (unhealthyPodEvictionPolicy IfHealthyBudget); otherwise the pod is deleted gracefully, as a
+        DELETE with the Eviction's deleteOptions. disruptionsAllowed is computed at the request
+        (the disruption controller's formula: currentHealthy - desiredHealthy; minAvailable or
+        maxUnavailable, integers or percentages of the pods the selector covers)."""
+        from ._kube_select import match_label_selector_object
+
+        pods_rt = self._rt("", "pods")
+        pod = self.lookup(pods_rt, namespace, name)
+        if pod is None:
+            return not_found(pods_rt, name)
+        body = req.body if isinstance(req.body, dict) else {}
+        if body.get("kind") not in (None, "Eviction"):
+            return status(400, "BadRequest", f"expected Eviction, got {body.get('kind')}", {})
+        labels = pod["metadata"].get("labels") or {}
+        budgets = [b for b in self.items(self._rt("policy", "poddisruptionbudgets"), namespace)
+                   if match_label_selector_object(b["spec"].get("selector") or {}, labels)]
+        if len(budgets) > 1:
+            return status(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the "
+                                                "eviction subresource does not support.", {})
+        terminating = bool(pod["metadata"].get("deletionTimestamp"))
+
+        def ready(p: dict[str, Any]) -> bool:
+            conds = (p.get("status") or {}).get("conditions") or []
+            return not p["metadata"].get("deletionTimestamp") and any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+        if budgets and not terminating:
+            spec = budgets[0]["spec"]
+            covered = [p for p in self.items(pods_rt, namespace)
+                       if match_label_selector_object(spec.get("selector") or {}, p["metadata"].get("labels") or {})
+                       and not p["metadata"].get("deletionTimestamp")]
+            expected, healthy = len(covered), sum(1 for p in covered if ready(p))
+
+            def amount(value: Any) -> int:
+                if isinstance(value, str) and value.endswith("%"):
+                    return -(-int(value[:-1]) * expected // 100)  # rounded up, as intstr.GetScaledValueFromIntOrPercent
+                return int(value)
+            if spec.get("minAvailable") is not None:
+                desired = amount(spec["minAvailable"])
+            elif spec.get("maxUnavailable") is not None:
+                desired = max(0, expected - amount(spec["maxUnavailable"]))
+            else:
+                desired = expected
+            allowed = healthy - desired
+            if ready(pod) and allowed <= 0:
+                return Response(429, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                      "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+                                      "reason": "TooManyRequests", "code": 429,
+                                      "details": {"causes": [{"reason": "DisruptionBudget", "message":
+                                                              f"The disruption budget {budgets[0]['metadata']['name']} "
+                                                              f"needs {desired} healthy pods and has {healthy} currently"}]}})
+            if not ready(pod) and healthy < desired:
+                return Response(429, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                      "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+                                      "reason": "TooManyRequests", "code": 429, "details": {"causes": [
+                                          {"reason": "DisruptionBudget", "message": "the budget is not met"}]}})
+        if req.q("dryRun") == "All":
+            return Response(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+        options = body.get("deleteOptions") or {}
+        self.controllers.pod_loop.delete(pod, options.get("gracePeriodSeconds"))  # graceful, or gone at once
+        return Response(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 
     def _terminate_namespace(self, rt: ResourceType, ns: dict[str, Any]) -> Response:
         """A namespace is not removed at once: it turns Terminating (deletionTimestamp, phase) and the

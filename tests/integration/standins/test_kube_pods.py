@@ -266,3 +266,43 @@ def test_host_network_daemonset_cannot_surge_but_rolls_by_max_unavailable(kube_a
     assert sorted(p["spec"]["nodeName"] for p in after) == ["k3s-node-1", "k3s-node-2", "k3s-node-3"]
     assert {p["spec"]["containers"][0]["image"] for p in after} == {"nginx:1.28"}
     assert all(p["status"]["phase"] == "Running" for p in after)
+
+
+def test_the_eviction_api_keeps_the_disruption_budget_as_kubectl_drain_relies_on(kube_api, kubeconfig, playbook):
+    """POST pods/<name>/eviction: allowed while the PodDisruptionBudget has room (the pod then terminates
+    gracefully), 429 TooManyRequests with the DisruptionBudget cause when it has none; 404 for no pod."""
+    import json as _json
+    import urllib.error
+    import urllib.request
+
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": NS},
+           "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}
+    run = playbook(_play(kubeconfig, [_apply("web", _workload("Deployment", "web", 3)), _apply("pdb", pdb),
+                                          {"name": "ready", "kubernetes.core.k8s_info": {
+                                              "kind": "Deployment", "namespace": NS, "name": "web", "wait": True,
+                                              "wait_timeout": 30, "wait_condition": {"type": "Available"}}}]))
+    assert run.rc == 0, run.stdout[-2000:]
+    pods = sorted(p["metadata"]["name"] for p in kube_api.items(kube_api._rt("", "pods"), NS))
+    assert len(pods) == 3
+
+    def evict(name: str) -> tuple[int, dict]:
+        body = _json.dumps({"apiVersion": "policy/v1", "kind": "Eviction",
+                            "metadata": {"name": name, "namespace": NS}}).encode()
+        req = urllib.request.Request(f"{kube_api.url}/api/v1/namespaces/{NS}/pods/{name}/eviction", data=body,
+                                     method="POST", headers={"Authorization": f"Bearer {kube_api.token}",
+                                                             "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, _json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, _json.loads(exc.read())
+
+    code, answer = evict(pods[0])
+    assert code == 201 and answer["status"] == "Success"
+    gone = kube_api.lookup(kube_api._rt("", "pods"), NS, pods[0])
+    assert gone is None or gone["metadata"].get("deletionTimestamp"), "the evicted pod terminates"
+    code, answer = evict(pods[1])  # 2 healthy left, the budget needs 2
+    assert code == 429 and answer["reason"] == "TooManyRequests", answer
+    assert answer["details"]["causes"][0]["reason"] == "DisruptionBudget"
+    assert kube_api.lookup(kube_api._rt("", "pods"), NS, pods[1])["metadata"].get("deletionTimestamp") is None
+    assert evict("nobody")[0] == 404
