@@ -100,6 +100,8 @@ PLUGINS = [
     ("filter", "honeydue.infra.rollout_pending"),
     ("filter", "honeydue.infra.rollout_revert_patch"),
     ("filter", "honeydue.infra.rollout_summary"),
+    ("filter", "honeydue.infra.run_summary"),
+    ("callback", "honeydue.infra.run_changes"),
 ]
 
 
@@ -109,6 +111,7 @@ def test_every_plugin_is_listed_here():
     on_disk |= {("lookup", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "lookup").glob("*.py")}
     on_disk |= {("inventory", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "inventory").glob("*.py")}
     on_disk |= {("filter", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "filter").glob("*.yml")}
+    on_disk |= {("callback", f"honeydue.infra.{p.stem}") for p in (REPO / "plugins" / "callback").glob("*.py")}
     assert on_disk == set(PLUGINS)
 
 
