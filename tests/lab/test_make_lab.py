@@ -186,10 +186,6 @@ class Poller:
         return [(at, s) for at, s in self.results if at >= t and s != 200]
 
 
-def etcd_members(via: str) -> str:
-    return node(via, "k3s kubectl get nodes 2>&1; journalctl -u honeydue-dns-guard -n 5 --no-pager 2>&1 | tail -3").stdout
-
-
 def lab_env() -> dict[str, str]:
     env = dict(os.environ)
     for line in subprocess.run([".venv/bin/python", "-m", "lab.world", "env"], cwd=REPO, capture_output=True, text=True,
