@@ -176,6 +176,7 @@ class Proxy:
         lower = {k.lower(): v for k, v in headers}
         body = await reader.readexactly(int(lower.get("content-length", "0") or 0))
         started = time.monotonic()
+        server: tuple[str, int] | None = None
         route = None if entry == "traefik" else pick(self.config.table, lower.get("host", ""), target)
         if entry == "traefik" and target.split("?", 1)[0] == "/ping":
             answer, status = _simple(200, "OK", b"OK"), 200  # --ping on the traefik entry point
@@ -187,7 +188,8 @@ class Proxy:
                                   port=int(ep.get("port", 0)), server=self.server_name)
             head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fwd) + \
                 "Connection: close\r\n\r\n"
-            got = await _to_backend(self.config.backend(route), head.encode("latin-1"), body)
+            server = self.config.backend(route)
+            got = await _to_backend(server, head.encode("latin-1"), body)
             if got is None:
                 answer, status = _simple(502, "Bad Gateway", b"Bad Gateway"), 502
             else:
@@ -196,10 +198,11 @@ class Proxy:
         await writer.drain()
         if self.config.data.get("access_log"):
             ms = int((time.monotonic() - started) * 1000)
+            upstream = f"http://{server[0]}:{server[1]}" if server else "-"
             stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
             print(f'{peer} - - [{stamp}] "{method} {target} {version}" {status} {len(answer)} "-" '
                   f'"{lower.get("user-agent", "-")}" 1 "{route.service if route else "-"}" '
-                  f'"-" {ms}ms', file=self.log, flush=True)
+                  f'"{upstream}" {ms}ms', file=self.log, flush=True)
         return lower.get("connection", "").lower() != "close" and version == "HTTP/1.1"
 
 

@@ -165,13 +165,17 @@ class Poller:
 
     def __init__(self) -> None:
         self.results: list[tuple[float, int]] = []
+        self.when: dict[float, str] = {}  # a failure's wall-clock time (UTC), to read beside the nodes' logs
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self.stop.is_set():
             status, _ = through_edge(f"api.{ZONE}", "/api/health/", timeout=20)
-            self.results.append((time.monotonic(), status))
+            now = time.monotonic()
+            self.results.append((now, status))
+            if status != 200:
+                self.when[now] = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
             time.sleep(0.1)
 
     def __enter__(self) -> Poller:
@@ -183,7 +187,7 @@ class Poller:
         self.thread.join(30)
 
     def failures_since(self, t: float) -> list[tuple[float, int]]:
-        return [(at, s) for at, s in self.results if at >= t and s != 200]
+        return [(at, s, self.when.get(at, "")) for at, s in self.results if at >= t and s != 200]
 
 
 def lab_env() -> dict[str, str]:
@@ -244,7 +248,7 @@ def test_one_node_lost_the_guard_takes_it_out_of_dns_and_etcd_keeps_quorum():
         time.sleep(8)  # the edge reads records at most once a second; then no request may fail
         calm = time.monotonic() - 5
         failures = user.failures_since(stopped)
-        last_failure = max((at for at, _ in failures), default=stopped) - stopped
+        last_failure = max((at for at, _, _ in failures), default=stopped) - stopped
         assert not user.failures_since(calm), user.failures_since(calm)
     print(f"\nBENCH dns_guard_failover out_of_dns_s={out_of_dns:.1f} failures_stop_after_s={last_failure:.1f} "
           f"failed_requests={len(failures)} goal_s=30")

@@ -223,3 +223,16 @@ def test_client_certificates_switch_on_without_closing_the_port(lab_traefik) -> 
     time.sleep(0.5)
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
         _get(url, "api.example.com", ctx)
+
+
+def test_access_log_names_the_router_service_and_the_server_that_failed(lab_traefik) -> None:
+    """Traefik's common log format ends with the router, the server URL and the duration: a 502 names the
+    backend that did not answer (what a reader of a node's log needs to find the pod)."""
+    base = f"http://127.0.0.1:{lab_traefik['web']}"
+    assert _get(f"{base}/", "dead.example.com")[0] == 502
+    dead = lab_traefik["config"]["routes"][1]["backends"][0][1]
+    lab_traefik["traefik"].kill()
+    out = lab_traefik["traefik"].communicate(timeout=10)[0].decode()
+    line = next(x for x in out.splitlines() if '"GET / HTTP/1.1" 502' in x)
+    assert line.endswith(f'"app/dead:80" "http://127.0.0.1:{dead}" {line.rsplit(" ", 1)[1]}'), line
+    assert line.rsplit(" ", 1)[1].endswith("ms"), line
