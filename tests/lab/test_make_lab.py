@@ -172,10 +172,10 @@ class Poller:
     def _run(self) -> None:
         while not self.stop.is_set():
             status, _ = through_edge(f"api.{ZONE}", "/api/health/", timeout=20)
-            now = time.monotonic()
+            now, wall = time.monotonic(), time.time()
             self.results.append((now, status))
             if status != 200:
-                self.when[now] = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+                self.when[now] = time.strftime("%H:%M:%S", time.gmtime(wall)) + f".{int(wall * 1000) % 1000:03d}"
             time.sleep(0.1)
 
     def __enter__(self) -> Poller:
@@ -186,7 +186,7 @@ class Poller:
         self.stop.set()
         self.thread.join(30)
 
-    def failures_since(self, t: float) -> list[tuple[float, int]]:
+    def failures_since(self, t: float) -> list[tuple[float, int, str]]:
         return [(at, s, self.when.get(at, "")) for at, s in self.results if at >= t and s != 200]
 
 

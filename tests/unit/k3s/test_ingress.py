@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import socket
 import ssl
 import subprocess
@@ -234,5 +235,4 @@ def test_access_log_names_the_router_service_and_the_server_that_failed(lab_trae
     lab_traefik["traefik"].kill()
     out = lab_traefik["traefik"].communicate(timeout=10)[0].decode()
     line = next(x for x in out.splitlines() if '"GET / HTTP/1.1" 502' in x)
-    assert line.endswith(f'"app/dead:80" "http://127.0.0.1:{dead}" {line.rsplit(" ", 1)[1]}'), line
-    assert line.rsplit(" ", 1)[1].endswith("ms"), line
+    assert re.search(rf'"app/dead:80" "http://127\.0\.0\.1:{dead}" \d+ms$', line), line
