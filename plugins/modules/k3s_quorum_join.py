@@ -198,6 +198,39 @@ def _diff(before, after):
             "before_header": "etcd members", "after_header": "etcd members"}
 
 
+def _wait(module, gw, statuses):
+    """Until this server's member is a started voter, etcd healthy and (node_ready) its Node Ready.
+
+    A server just started (``systemctl start --no-block``) may not answer yet, and its etcd client
+    certificates may not exist yet: every read, the first member list included, is retried until the
+    timeout. ``members_before`` is the first member list it answered with (empty if it never did)."""
+    p = module.params
+    deadline = time.time() + p["timeout"]
+    members = None
+    last = ""
+    while time.time() < deadline:
+        try:
+            now = gw.members()
+            if members is None:
+                members = now
+            mine = [m for m in now if m.name.rsplit("-", 1)[0] == p["node_name"] and p["peer_url"] in m.peer_urls]
+            ok, reason = gw.health()
+            voter = bool(mine and not mine[0].is_learner and mine[0].client_urls and ok)
+            ready, why = (True, "") if not (voter and p["node_ready"]) else node_ready(
+                p["node_name"], p["api_url"], os.path.join(p["data_dir"], "server", "tls"))
+            if voter and ready:
+                if p["lock_owner"]:
+                    _release(gw, p["lock_owner"])
+                module.exit_json(changed=False, members_before=member_table(members, statuses),
+                                 members_after=member_table(now, statuses), membership=diff(members, now))
+            last = why or reason or ("learner" if mine and mine[0].is_learner else "not a started member yet")
+        except GatewayError as exc:
+            last = exc.message
+        time.sleep(0.5)
+    module.fail_json(msg=f"{p['node_name']} did not become a healthy voter with its Node Ready within {p['timeout']} s: {last}",
+                     members_before=member_table(members or [], statuses))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -240,6 +273,8 @@ def main():
                 module.fail_json(msg=f"releasing the cluster lock failed: {exc.message}")
         module.exit_json(changed=released)
     statuses = _statuses(p["statuses"])
+    if p["state"] == "wait":
+        _wait(module, gw, statuses)
     try:
         members = gw.members()
     except GatewayError as exc:
@@ -290,28 +325,6 @@ def main():
         now = gw.members()
         module.exit_json(changed=bool(result["removed"]), members_after=member_table(now, statuses),
                          diff=_diff(members, now), **result)
-    # wait
-    deadline = time.time() + p["timeout"]
-    last = ""
-    while time.time() < deadline:
-        try:
-            now = gw.members()
-            mine = [m for m in now if m.name.rsplit("-", 1)[0] == p["node_name"] and p["peer_url"] in m.peer_urls]
-            ok, reason = gw.health()
-            voter = bool(mine and not mine[0].is_learner and mine[0].client_urls and ok)
-            ready, why = (True, "") if not (voter and p["node_ready"]) else node_ready(
-                p["node_name"], p["api_url"], os.path.join(p["data_dir"], "server", "tls"))
-            if voter and ready:
-                if p["lock_owner"]:
-                    _release(gw, p["lock_owner"])
-                module.exit_json(changed=False, members_before=before, members_after=member_table(now, statuses),
-                                 membership=diff(members, now))
-            last = why or reason or ("learner" if mine and mine[0].is_learner else "not a started member yet")
-        except GatewayError as exc:
-            last = exc.message
-        time.sleep(0.5)
-    module.fail_json(msg=f"{p['node_name']} did not become a healthy voter with its Node Ready within {p['timeout']} s: {last}",
-                     members_before=before)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import base64
 import io
 import json
 from unittest import mock
-from urllib.error import HTTPError
+from urllib.error import HTTPError, URLError
 
 from ansible_collections.honeydue.infra.plugins.modules import k3s_quorum_join
 
@@ -158,3 +158,42 @@ def test_remove_is_refused_when_another_server_is_down(run_module):
     result = run(run_module, etcd, {"state": "remove", "node_name": "node3", "statuses": statuses(1, 3),
                                     "lock_owner": "remove-node3"})
     assert result["failed"] and "node2" in result["msg"] and etcd.removed == []
+
+
+class StartingEtcd(FakeEtcd):
+    """A server just started with ``--no-block``: nothing listens for its first ``refused`` calls."""
+
+    def __init__(self, members, refused):
+        super().__init__(members)
+        self.refused = refused
+
+    def open_url(self, url, method="POST", data=None, **kwargs):
+        if self.refused:
+            self.refused -= 1
+            raise URLError(ConnectionRefusedError(111, "Connection refused"))
+        if url.endswith("/health"):
+            return self._answer({"health": "true", "reason": ""})
+        return super().open_url(url, method, data, **kwargs)
+
+
+def wait_args(timeout):
+    return {"state": "wait", "node_name": "node1", "peer_url": "https://10.0.1.11:2380", "node_ready": False,
+            "timeout": timeout}
+
+
+def test_wait_outlasts_a_server_that_does_not_answer_yet(run_module):
+    """The first member list is read inside the wait (the bring-up's flake: K3s started, etcd not up yet)."""
+    etcd = StartingEtcd(MEMBERS, refused=3)
+    with mock.patch.object(k3s_quorum_join.time, "sleep"):
+        result = run(run_module, etcd, wait_args(timeout=30))
+    assert not result.get("failed"), result
+    assert etcd.refused == 0 and result["members_before"] == result["members_after"]
+    assert [row["name"] for row in result["members_before"]] == [m["name"] for m in MEMBERS]
+
+
+def test_wait_that_never_gets_an_answer_fails_with_the_last_error(run_module):
+    etcd = StartingEtcd(MEMBERS, refused=10**9)
+    with mock.patch.object(k3s_quorum_join.time, "sleep"):
+        result = run(run_module, etcd, wait_args(timeout=1))
+    assert result["failed"] and "within 1 s" in result["msg"] and "Connection refused" in result["msg"]
+    assert result["members_before"] == []
