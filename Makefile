@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: help test-clean venv docker registry-tools image lint sanity unit integration molecule lab-test test lab lab-down bench build clean
+.PHONY: help test-clean lane-integration lane-checks venv docker registry-tools image lint sanity unit integration molecule lab-test test lab lab-down bench build clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,11 +63,13 @@ unit: venv ## unit tests (filters, module_utils, stand-in helpers)
 integration: venv registry-tools image ## integration tests: real ansible-playbook runs against the local stand-ins
 	$(BIN)/pytest tests/integration --junitxml=$(JUNIT)/integration.xml
 
-molecule: venv image registry-tools ## every molecule scenario, one at a time
-	@set -e; for s in molecule/*/molecule.yml; do \
-	  s=$$(basename $$(dirname $$s)); echo "== molecule test -s $$s"; \
-	  $(BIN)/molecule test -s $$s; \
-	done
+SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+molecule: $(addprefix molecule-,$(SCENARIOS)) ## every molecule scenario, one at a time (molecule-<name>: one)
+
+molecule-%: venv image registry-tools
+	@echo "== molecule test -s $*"
+	$(BIN)/molecule test -s $*
 
 # `make lab` as an operator meets it (tests/lab): from nothing, then again at -vvv (0 changed, no
 # secret shown), no secret in a wide file or a command line, a node lost and replaced. It removes
@@ -78,7 +80,22 @@ lab-test: venv image registry-tools ## make lab end to end on a clean lab (about
 test-clean:
 	@rm -rf $(JUNIT)
 
-test: test-clean lint sanity unit integration molecule lab-test ## everything CI runs
+lane-integration:
+	@$(MAKE) --no-print-directory integration 2>&1 | sed -u 's/^/[integration] /'
+
+lane-checks:
+	@nice -n 10 $(MAKE) --no-print-directory lint sanity unit $(addprefix molecule-,$(LIGHT_SCENARIOS)) 2>&1 \
+	  | sed -u 's/^/[checks] /'
+
+# `make test` on a 2-core machine: the integration tests mostly wait (about one core idle), so the
+# quick checks and the light molecule scenarios run beside them in a second lane (nice'd, every line
+# prefixed with its lane); the scenarios that run three K3s servers (k3s-ha, then the lab) run alone.
+LIGHT_SCENARIOS := default hardening k3s-standin
+HEAVY_SCENARIOS := $(filter-out $(LIGHT_SCENARIOS),$(SCENARIOS))
+
+test: test-clean venv image registry-tools ## everything CI runs
+	@$(MAKE) --no-print-directory -j2 lane-integration lane-checks
+	@$(MAKE) --no-print-directory $(addprefix molecule-,$(HEAVY_SCENARIOS)) lab-test
 	@$(BIN)/python scripts/test-summary.py $(JUNIT)/sanity.xml $(JUNIT)/unit.xml $(JUNIT)/integration.xml $(JUNIT)/lab.xml \
 	  $$(ls molecule/*/molecule.yml | sed -E 's#molecule/([^/]+)/molecule.yml#$(JUNIT)/molecule-\1.xml#')
 
