@@ -93,29 +93,29 @@ test-clean:
 	@rm -rf $(JUNIT)
 
 lane-integration:
-	@$(MAKE) --no-print-directory integration INTEGRATION_ARGS="$(addprefix --ignore=,$(INTEGRATION_SPLIT))" 2>&1 \
+	@$(MAKE) --no-print-directory -j1 integration INTEGRATION_ARGS="$(addprefix --ignore=,$(INTEGRATION_SPLIT))" 2>&1 \
 	  | sed -u 's/^/[integration] /'
 
 lane-checks:
-	@nice -n 10 $(MAKE) --no-print-directory lint sanity unit $(addprefix molecule-,$(LIGHT_SCENARIOS)) \
+	@nice -n 10 $(MAKE) --no-print-directory -j1 lint sanity unit $(addprefix molecule-,$(LIGHT_SCENARIOS)) \
 	  $(addprefix prepared-molecule-,$(HEAVY_SCENARIOS)) integration-split 2>&1 | sed -u 's/^/[checks] /'
 
 integration-split: venv
 	$(BIN)/pytest $(INTEGRATION_SPLIT) --junitxml=$(JUNIT)/integration-split.xml
 
-# `make test` on a 2-core machine: the integration tests mostly wait (about one core idle), so the
-# quick checks and the light molecule scenarios run beside them in a second lane (nice'd, every line
-# prefixed with its lane); the scenarios that run three K3s servers (k3s-ha, then the lab) run alone.
-# The checks lane also creates and prepares (hardens) the heavy scenarios' containers, whose tests then
-# run alone, and ends with an integration test file (Cloudflare stand-in only, about 2 minutes) so
-# that both lanes end together.
+# `make test` on a 2-core machine: the integration tests mostly wait (about one core idle), so a second
+# lane runs beside them (nice'd; every line is prefixed with its lane): lint, sanity, unit, the light
+# molecule scenarios, the creation and preparation (hardening) of the heavy scenarios' containers, and
+# one integration test file (Cloudflare stand-in only, about 2 minutes) so that both lanes end
+# together. Then the tests that run three K3s servers (k3s-ha's, then the lab's) run alone. Within a lane
+# targets run one at a time (-j1: scenarios share container names).
 LIGHT_SCENARIOS := default hardening k3s-standin
 HEAVY_SCENARIOS := $(filter-out $(LIGHT_SCENARIOS),$(SCENARIOS))
 INTEGRATION_SPLIT := tests/integration/test_cf_origin_tls_role.py
 
 test: test-clean venv image registry-tools ## everything CI runs
 	@$(MAKE) --no-print-directory -j2 lane-integration lane-checks
-	@$(MAKE) --no-print-directory $(addprefix verify-molecule-,$(HEAVY_SCENARIOS)) lab-test
+	@$(MAKE) --no-print-directory -j1 $(addprefix verify-molecule-,$(HEAVY_SCENARIOS)) lab-test
 	@$(BIN)/python scripts/test-summary.py $(JUNIT)/sanity.xml $(JUNIT)/unit.xml $(JUNIT)/integration.xml \
 	  $(JUNIT)/integration-split.xml $(JUNIT)/lab.xml \
 	  $$(ls molecule/*/molecule.yml | sed -E 's#molecule/([^/]+)/molecule.yml#$(JUNIT)/molecule-\1.xml#')
