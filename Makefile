@@ -92,6 +92,16 @@ lab-test: venv image registry-tools ## make lab end to end on a clean lab (about
 test-clean:
 	@rm -rf $(JUNIT)
 
+# `make test` on a 2-core machine: the integration tests mostly wait (about one core idle), so a second
+# lane runs beside them (nice'd; every line is prefixed with its lane): lint, sanity, unit, the light
+# molecule scenarios, the creation and preparation (hardening) of the heavy scenarios' containers, and
+# one integration test file (Cloudflare stand-in only, about 2 minutes) so that both lanes end
+# together. Then the tests that run three K3s servers (k3s-ha's, then the lab's) run alone. Within a lane
+# targets run one at a time (-j1: scenarios share container names).
+LIGHT_SCENARIOS := default hardening k3s-standin
+HEAVY_SCENARIOS := $(filter-out $(LIGHT_SCENARIOS),$(SCENARIOS))
+INTEGRATION_SPLIT := tests/integration/test_cf_origin_tls_role.py
+
 lane-integration:
 	@$(MAKE) --no-print-directory -j1 integration INTEGRATION_ARGS="$(addprefix --ignore=,$(INTEGRATION_SPLIT))" 2>&1 \
 	  | sed -u 's/^/[integration] /'
@@ -102,16 +112,6 @@ lane-checks:
 
 integration-split: venv
 	$(BIN)/pytest $(INTEGRATION_SPLIT) --junitxml=$(JUNIT)/integration-split.xml
-
-# `make test` on a 2-core machine: the integration tests mostly wait (about one core idle), so a second
-# lane runs beside them (nice'd; every line is prefixed with its lane): lint, sanity, unit, the light
-# molecule scenarios, the creation and preparation (hardening) of the heavy scenarios' containers, and
-# one integration test file (Cloudflare stand-in only, about 2 minutes) so that both lanes end
-# together. Then the tests that run three K3s servers (k3s-ha's, then the lab's) run alone. Within a lane
-# targets run one at a time (-j1: scenarios share container names).
-LIGHT_SCENARIOS := default hardening k3s-standin
-HEAVY_SCENARIOS := $(filter-out $(LIGHT_SCENARIOS),$(SCENARIOS))
-INTEGRATION_SPLIT := tests/integration/test_cf_origin_tls_role.py
 
 test: test-clean venv image registry-tools ## everything CI runs
 	@$(MAKE) --no-print-directory -j2 lane-integration lane-checks

@@ -116,7 +116,10 @@ plan:
   returned: state in (prepare, remove)
   type: dict
 members_before:
-  description: The member list before any change (name, id, peer_url, learner, healthy).
+  description:
+    - The member list before any change (name, id, peer_url, learner, healthy).
+    - With O(state=wait), the first member list the server answered with (it is asked again until O(timeout));
+      empty when it never answered.
   returned: state in (prepare, wait)
   type: list
   elements: dict
